@@ -1,0 +1,1 @@
+"""The command line; each module is a thin wrapper over library calls."""

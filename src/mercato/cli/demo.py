@@ -1,0 +1,60 @@
+"""``mercato demo``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mercato.cli.common import JsonOpt, Output, QuietOpt, WorkspaceOpt, human_int
+from mercato.demo import DEMO_WORKSPACE, run_demo
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+
+
+def demo(
+    customers: Annotated[int, typer.Option(help="Customers in the demo shop.")] = 5_000,
+    days: Annotated[int, typer.Option(help="Days of history.")] = 365,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run the whole pipeline on a synthetic shop (workspace default: ./mercato-demo)."""
+    o = Output(json_, quiet)
+    o.print(f"[bold]Mercato demo[/]: a synthetic shop of {customers:,} customers over {days} days")
+
+    def on_step(name: str, result: dict) -> None:
+        o.print(f"[green]\u2713[/] {name} ({result['seconds']:.1f} s)")
+
+    with o.progress("demo", None) as update:
+        out = run_demo(
+            workspace or DEMO_WORKSPACE,
+            customers=customers,
+            days=days,
+            seed=seed,
+            progress=lambda stage, done, total: update(done, total=total, description=stage),
+            on_step=on_step,
+        )
+    tables = out["steps"]["summarise the tables"]["tables"]
+    o.table(
+        "Warehouse",
+        ["table", "rows", "people", "from", "to"],
+        [
+            [
+                t["table"],
+                human_int(t["rows"]),
+                human_int(t.get("people", "")),
+                (t.get("first") or "")[:10],
+                (t.get("last") or "")[:10],
+            ]
+            for t in tables
+        ],
+    )
+    o.print(f"Report: [bold]{out['steps']['write the report']['report']}[/]")
+    o.print("Next, try:")
+    for cmd in out["next"]:
+        o.print(f"  {cmd}")
+    o.result(out)
