@@ -24,7 +24,6 @@ from _harness import machine, measure, run_child  # noqa: E402
 def child(which: str, db: str, data_dir: str) -> None:
     if which == "mercato":
         from mercato.data.datasets import load_dataset
-
         from mercato.data.warehouse import Warehouse
 
         def go():
