@@ -47,6 +47,10 @@ def test_ingest_good_bad_and_again(capsys, tmp_path):
     run(capsys, "init", "-w", str(ws), "--quiet")
     good = tmp_path / "products.csv"
     good.write_text("product_id,name,price\nP1,Mug,4.5\nP2,Pot,10\n")
+    code, payload = run_json(capsys, "ingest", "products", str(good), "-w", str(ws), "--check")
+    assert code == 0 and payload["inserted"] == 2 and payload["dry_run"] is True
+    code, payload = run_json(capsys, "tables", "-w", str(ws))
+    assert {t["table"]: t["rows"] for t in payload["tables"]}["products"] == 0  # checked only
     code, payload = run_json(capsys, "ingest", "products", str(good), "-w", str(ws))
     assert code == 0 and payload["inserted"] == 2
     code, payload = run_json(capsys, "ingest", "products", str(good), "-w", str(ws))
@@ -164,3 +168,19 @@ def test_report_escapes_data(capsys, tmp_path):
     html = Path(payload["report"]).read_text()
     assert "<img src=x onerror=alert(1)>" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;.csv" in html
+
+
+@pytest.mark.realdata
+def test_dataset_load_shows_in_report(capsys, tmp_path):
+    from tests_support import data_dir_or_skip
+
+    data = data_dir_or_skip("cdnow_sample.txt")
+    ws = tmp_path / "ws"
+    run(capsys, "init", "-w", str(ws), "--quiet")
+    code, payload = run_json(
+        capsys, "datasets", "load", "cdnow-sample", "--data-dir", str(data), "-w", str(ws)
+    )
+    assert code == 0 and payload["tables"]["orders"]["inserted"] == 6_919
+    code, payload = run_json(capsys, "report", "-w", str(ws))
+    html = Path(payload["report"]).read_text()
+    assert "<td>dataset</td>" in html and "6,919" in html

@@ -34,6 +34,9 @@ def ingest(
     ignore_extra: Annotated[
         bool, typer.Option(help="Drop source columns the data model lacks instead of failing.")
     ] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Validate only: report what would load, load nothing.")
+    ] = False,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -56,14 +59,17 @@ def ingest(
             delimiter=delimiter,
             encoding=encoding,
             ignore_extra=ignore_extra,
+            dry_run=check,
             batch_rows=s.ingest_batch_rows,
             max_field_bytes=s.ingest_max_field_bytes,
             max_problems=s.ingest_max_problems,
             progress=lambda done, total: update(done, total=total),
         )
-    log_load(ws, "ingest", report.to_dict())
+    if not check:
+        log_load(ws, "ingest", report.to_dict())
+    verb = "would insert" if check else "inserted"
     out.print(
-        f"[green]{report.table}[/]: read {human_int(report.rows_read)} rows, inserted "
+        f"[green]{report.table}[/]: read {human_int(report.rows_read)} rows, {verb} "
         f"{human_int(report.inserted)}, already present {human_int(report.already_present)}, "
         f"rejected {human_int(report.rejected + report.duplicates_in_source)} "
         f"in {report.seconds:.1f} s"

@@ -151,6 +151,7 @@ class IngestReport:
     reasons: dict[str, int] = field(default_factory=dict)
     rejects_file: str | None = None
     seconds: float = 0.0
+    dry_run: bool = False  # True: checked only, nothing was inserted
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,6 +165,8 @@ class _Batch:
     data: pa.RecordBatch  # source column names; CSV: all strings
     first_row: int  # 0-based index of the batch's first data row in the source
     bad_utf8: dict[str, np.ndarray] = field(default_factory=dict)  # column -> row mask
+    lines: np.ndarray | None = None  # explicit line of each row, where rows were skipped
+    malformed: list[tuple[int, str, str]] = field(default_factory=list)  # line, reason, text
 
 
 class _Source:
@@ -239,7 +242,7 @@ class _CsvSource(_Source):
             column_names=self.columns,
             skip_rows=1,
             encoding=self.encoding or "utf8",
-            use_threads=True,
+            use_threads=False,  # keeps the line numbers of malformed rows
         )
         parse = pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True)
         conv = pacsv.ConvertOptions(
@@ -247,15 +250,46 @@ class _CsvSource(_Source):
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         )
+        invalid: list[tuple[int | None, int, int, str]] = []
+
+        def on_invalid(bad_row: Any) -> str:
+            invalid.append(
+                (bad_row.number, bad_row.expected_columns, bad_row.actual_columns, bad_row.text)
+            )
+            return "skip"
+
+        parse.invalid_row_handler = on_invalid
         row = 0
+        next_line = self.first_line
         try:
             reader = pacsv.open_csv(
                 stream, read_options=read, parse_options=parse, convert_options=conv
             )
             for batch in reader:
                 decoded, bad = _decode_utf8(batch)
-                yield _Batch(decoded, row, bad)
-                row += batch.num_rows
+                n = batch.num_rows
+                lines = None
+                malformed = []
+                if invalid:
+                    # rows of the wrong shape were skipped in this block: number the rest
+                    skipped = sorted(
+                        (num if num is not None else next_line, exp, act, text)
+                        for num, exp, act, text in invalid
+                    )
+                    invalid.clear()
+                    at = np.array([sk[0] for sk in skipped], dtype=np.int64)
+                    valid_before = at - next_line - np.arange(len(at))
+                    k = np.arange(n, dtype=np.int64)
+                    lines = next_line + k + np.searchsorted(valid_before, k, side="right")
+                    for num, exp, act, text in skipped:
+                        malformed.append(
+                            (int(num), f"has {act} fields (expected {exp})", text[:200])
+                        )
+                    next_line += n + len(skipped)
+                else:
+                    next_line += n
+                yield _Batch(decoded, row, bad, lines, malformed)
+                row += n
                 self.done = raw.tell()
         except pa.ArrowInvalid as exc:
             text = str(exc)
@@ -651,8 +685,8 @@ class _Validator:
                 reasons[i].append(f"{name}: {text}")
             bad |= valid
         typed = out.select(self.spec.column_names)
-        lines = pa.array(np.arange(line0, line0 + n, dtype=np.int64))
-        typed = typed.append_column("_line", lines)
+        numbers = batch.lines if batch.lines is not None else np.arange(line0, line0 + n)
+        typed = typed.append_column("_line", pa.array(numbers, pa.int64()))
         return typed, bad, reasons
 
 
@@ -760,7 +794,16 @@ def stage(
     try:
         for batch in source.batches():
             typed, bad, reasons = validator.convert(batch)
-            report.rows_read += typed.num_rows
+            report.rows_read += typed.num_rows + len(batch.malformed)
+            for line, why, text in batch.malformed:
+                reasons_count["row: wrong number of fields"] += 1
+                report.rejected += 1
+                if len(problems) < max_problems:
+                    problems.append(
+                        {source.label: line, "column": None, "reason": why, "value": text}
+                    )
+                if rejects is not None:
+                    rejects.write([line], [f"row: {why}: {text}"], {})
             if bad.any():
                 idx = np.flatnonzero(bad).tolist()
                 lines = typed.column("_line").take(pa.array(idx, pa.int64())).to_pylist()
@@ -789,6 +832,7 @@ def stage(
             if progress:
                 progress(source.done, source.total)
         if report.rejected and not skip_bad_rows:
+            problems.sort(key=lambda p: p.get(source.label) or 0)
             first = problems[0]
             raise DataError(
                 first["reason"],
@@ -860,8 +904,13 @@ def _duplicates(warehouse: Warehouse, load: StagedLoad, limit: int = 100):
     return count, sample
 
 
-def commit(warehouse: Warehouse, loads: list[StagedLoad]) -> list[IngestReport]:
-    """Add the staged rows whose keys are new, all loads in one transaction."""
+def commit(
+    warehouse: Warehouse, loads: list[StagedLoad], *, dry_run: bool = False
+) -> list[IngestReport]:
+    """Add the staged rows whose keys are new, all loads in one transaction.
+
+    With ``dry_run`` nothing is inserted: ``inserted`` counts the rows that would be.
+    """
     import ibis
 
     try:
@@ -897,8 +946,14 @@ def commit(warehouse: Warehouse, loads: list[StagedLoad]) -> list[IngestReport]:
         with warehouse.transaction():
             for load, expr in sources:
                 staged = int(expr.count().execute())
-                load.report.inserted = warehouse.insert_new(load.spec.name, expr, load.spec.key)
+                if dry_run:
+                    target = warehouse.con.table(load.spec.name)
+                    new = expr.anti_join(target, list(load.spec.key))
+                    load.report.inserted = int(new.count().execute())
+                else:
+                    load.report.inserted = warehouse.insert_new(load.spec.name, expr, load.spec.key)
                 load.report.already_present = staged - load.report.inserted
+                load.report.dry_run = dry_run
         for load in loads:
             if load.rejects is not None:
                 load.rejects.close()
@@ -950,6 +1005,7 @@ def ingest_file(
     max_field_bytes: int = 1_048_576,
     max_problems: int = 1_000,
     block_bytes: int | None = None,
+    dry_run: bool = False,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Load a CSV (any delimiter, quoted fields, gzip) or Parquet file into ``table``.
@@ -992,7 +1048,7 @@ def ingest_file(
         max_problems=max_problems,
         progress=progress,
     )
-    return commit(warehouse, [load])[0]
+    return commit(warehouse, [load], dry_run=dry_run)[0]
 
 
 def ingest_frame(

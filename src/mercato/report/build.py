@@ -80,9 +80,7 @@ def loads_section(ws: Workspace, wh: Warehouse) -> Section | None:
         return None
     rows = []
     for rec in loads:
-        for rep in rec.get("reports", [rec]):
-            if "table" not in rep:
-                continue
+        for rep in _load_rows(rec):
             reasons = "; ".join(f"{n:,} {r}" for r, n in (rep.get("reasons") or {}).items())
             rows.append(
                 [
@@ -90,7 +88,7 @@ def loads_section(ws: Workspace, wh: Warehouse) -> Section | None:
                     rec.get("kind", ""),
                     rep.get("table"),
                     Path(str(rep.get("source", ""))).name,
-                    rep.get("rows_read", 0),
+                    rep.get("rows_read"),
                     rep.get("inserted", 0),
                     rep.get("already_present", 0),
                     rep.get("rejected", 0) + rep.get("duplicates_in_source", 0),
@@ -119,6 +117,25 @@ def loads_section(ws: Workspace, wh: Warehouse) -> Section | None:
             )
         ],
     )
+
+
+def _load_rows(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per table of a logged load: an ingest, a synthetic shop or a data set."""
+    if "reports" in rec:  # several tables loaded together
+        return [r for r in rec["reports"] if "table" in r]
+    if "table" in rec:  # one ingest
+        return [rec]
+    tables = rec.get("tables") or {}  # a public data set: {table: {inserted, ...}}
+    reasons = rec.get("rejected") or {}
+    return [
+        {
+            "table": t,
+            "source": rec.get("file", rec.get("name", "")),
+            **v,
+            "reasons": reasons if i == 0 else {},
+        }
+        for i, (t, v) in enumerate(tables.items())
+    ]
 
 
 def privacy_section(ws: Workspace, wh: Warehouse) -> Section:

@@ -387,3 +387,26 @@ def test_timestamps_come_back_naive_utc(warehouse):
     row = warehouse.table("campaigns").execute().iloc[0]
     assert row.channel == "email"
     assert pd.Timestamp(row.start_ts) == pd.Timestamp("2024-05-01 09:30")
+
+
+def test_rows_with_the_wrong_number_of_fields(warehouse, tmp_path):
+    f = write(
+        tmp_path / "p.csv",
+        "product_id,name,price\nP1,Mug,1\nP2,Pot\nP3,Cup,2,extra\nP4,Jar,x\nP5,Bowl,3\n",
+    )
+    with pytest.raises(DataError) as err:
+        ingest_file(warehouse, "products", f)
+    e = err.value
+    assert e.line == 3 and "has 2 fields (expected 3)" in str(e)
+    assert [(p["line"], p["column"]) for p in e.problems] == [
+        (3, None),
+        (4, None),
+        (5, "price"),  # numbering stays right after skipped rows
+    ]
+    assert warehouse.count("products") == 0
+    rejects = tmp_path / "rej.csv"
+    rep = ingest_file(warehouse, "products", f, skip_bad_rows=True, rejects_path=rejects)
+    assert (rep.rows_read, rep.inserted, rep.rejected) == (5, 2, 3)
+    assert rep.reasons["row: wrong number of fields"] == 2
+    text = rejects.read_text()
+    assert "P3,Cup,2,extra" in text and "has 4 fields" in text
