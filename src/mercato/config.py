@@ -63,7 +63,10 @@ class Settings(BaseSettings):
     def load(cls, workspace: str | Path | None = None, **overrides: Any) -> Settings:
         """Settings for a workspace: defaults < mercato.toml < environment < ``overrides``."""
         ws = Path(workspace).expanduser() if workspace else None
-        probe = cls(workspace=ws) if ws else cls()
+        try:
+            probe = cls(workspace=ws) if ws else cls()
+        except ValueError as exc:  # a bad MERCATO_* variable
+            raise ConfigError(f"invalid settings in the environment: {_first_error(exc)}") from None
         file_values: dict[str, Any] = {}
         toml_path = probe.workspace / "mercato.toml"
         if toml_path.exists():
@@ -79,7 +82,19 @@ class Settings(BaseSettings):
         try:
             return cls(**values)
         except ValueError as exc:
-            raise ConfigError(f"invalid settings ({toml_path}): {exc}") from exc
+            raise ConfigError(f"invalid settings ({toml_path}): {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            e = errors()[0]
+            where = ".".join(str(x) for x in e.get("loc", ()))
+            return f"{where}: {e.get('msg')} (got {e.get('input')!r})"
+        except Exception:  # noqa: BLE001 - fall back to the plain text
+            pass
+    return str(exc).splitlines()[0]
 
 
 def _flatten_toml(raw: dict[str, Any]) -> dict[str, Any]:

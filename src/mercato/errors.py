@@ -41,8 +41,8 @@ class WorkspaceError(ConfigError):
 class DataError(MercatoError):
     """Input data does not fit the data model.
 
-    Names the file, the line (1-based, counting the header as line 1), the column, the value and
-    what was expected, as far as they are known.
+    Names the file, the line (1-based, counting the header as line 1; ``row`` for a DataFrame),
+    the column, the value and what was expected, as far as they are known.
     """
 
     def __init__(
@@ -51,6 +51,7 @@ class DataError(MercatoError):
         *,
         file: str | None = None,
         line: int | None = None,
+        row: int | None = None,
         column: str | None = None,
         value: Any = None,
         expected: str | None = None,
@@ -62,6 +63,8 @@ class DataError(MercatoError):
             where.append(str(file))
         if line is not None:
             where.append(f"line {line}")
+        if row is not None:
+            where.append(f"row {row}")
         if column:
             where.append(f"column {column!r}")
         text = message
@@ -78,6 +81,7 @@ class DataError(MercatoError):
         super().__init__(text, hint=hint)
         self.file = file
         self.line = line
+        self.row = row
         self.column = column
         self.value = value
         self.expected = expected
@@ -85,7 +89,7 @@ class DataError(MercatoError):
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
-        for key in ("file", "line", "column", "expected"):
+        for key in ("file", "line", "row", "column", "expected"):
             val = getattr(self, key)
             if val is not None:
                 out[key] = val

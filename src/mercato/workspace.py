@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -57,6 +58,8 @@ class Workspace:
     @classmethod
     def init(cls, path: str | Path | None = None, *, warehouse_url: str | None = None) -> Workspace:
         """Create (or complete) the workspace at ``path``; existing data is kept."""
+        if warehouse_url:
+            _check_url_has_no_secret(warehouse_url)
         settings = Settings.load(path)
         root = settings.workspace
         if root.exists() and not root.is_dir():
@@ -68,8 +71,17 @@ class Workspace:
             os.chmod(root / sub, OWNER_DIR)
         toml = root / "mercato.toml"
         if not toml.exists():
-            url_line = f'url = "{warehouse_url}"' if warehouse_url else ""
-            toml.write_text(TOML_TEMPLATE.format(version=__version__, url_line=url_line))
+            url_line = f"url = {json.dumps(warehouse_url)}" if warehouse_url else ""
+            fd = os.open(toml, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_FILE)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(TOML_TEMPLATE.format(version=__version__, url_line=url_line))
+        elif warehouse_url:
+            current = Settings.load(root).warehouse_url_resolved()
+            if current != warehouse_url:
+                raise WorkspaceError(
+                    f"{toml} already names another warehouse ({current})",
+                    hint="edit [warehouse] url in mercato.toml, or use another --workspace",
+                )
         os.chmod(toml, OWNER_FILE)
         online = root / "online.db"
         con = sqlite3.connect(online)
@@ -125,6 +137,17 @@ class Workspace:
             else "(configured URL)",
             "folders": list(SUBDIRS),
         }
+
+
+def _check_url_has_no_secret(url: str) -> None:
+    from urllib.parse import urlparse
+
+    if urlparse(url).password:
+        raise WorkspaceError(
+            "the warehouse URL holds a password, and secrets never go in mercato.toml",
+            hint="put the URL in the MERCATO_WAREHOUSE_URL environment variable (or use a "
+            ".pgpass file and a URL without the password)",
+        )
 
 
 def log_load(ws: Workspace, kind: str, payload: dict[str, Any]) -> None:

@@ -183,4 +183,58 @@ def test_dataset_load_shows_in_report(capsys, tmp_path):
     assert code == 0 and payload["tables"]["orders"]["inserted"] == 6_919
     code, payload = run_json(capsys, "report", "-w", str(ws))
     html = Path(payload["report"]).read_text()
-    assert "<td>dataset</td>" in html and "6,919" in html
+    assert ">dataset</td>" in html and "6,919" in html
+
+
+def test_ordinary_mistakes_give_one_json_error(capsys, tmp_path, monkeypatch):
+    ws = tmp_path / "ws"
+    run(capsys, "init", "-w", str(ws), "--quiet")
+    f = tmp_path / "p.csv"
+    f.write_text("product_id,name\nP1,Mug\n")
+    cases = [
+        (["ingest", "products", str(f), "--encoding", "latin-9x"], "unknown text encoding"),
+        (["ingest", "products", str(f), "--delimiter", "ab"], "invalid delimiter"),
+        (["ingest", "products", str(f), "--mapping", str(tmp_path)], "mapping"),
+        (["synth", "--customers", "10", "--days", "30", "--out", "/proc/nope"], "/proc/nope"),
+    ]
+    for args, needle in cases:
+        code, payload = run_json(capsys, *args, "-w", str(ws))
+        assert code == 1 and payload["ok"] is False, args
+        assert needle in payload["message"], (args, payload)
+    monkeypatch.setenv("MERCATO_INGEST_BATCH_ROWS", "abc")
+    code, payload = run_json(capsys, "tables", "-w", str(ws))
+    assert code == 1 and "ingest_batch_rows" in payload["message"]
+
+
+def test_rejects_go_to_a_new_folder(capsys, tmp_path):
+    ws = tmp_path / "ws"
+    run(capsys, "init", "-w", str(ws), "--quiet")
+    f = tmp_path / "p.csv"
+    f.write_text("product_id,price\nP1,x\n")
+    target = tmp_path / "new" / "folder" / "rej.csv"
+    code, payload = run_json(
+        capsys,
+        "ingest",
+        "products",
+        str(f),
+        "--skip-bad-rows",
+        "--rejects",
+        str(target),
+        "-w",
+        str(ws),
+    )
+    assert code == 0 and target.exists()
+
+
+def test_init_refuses_secrets_and_a_second_warehouse(capsys, tmp_path):
+    ws = tmp_path / "ws"
+    code, payload = run_json(
+        capsys, "init", "-w", str(ws), "--warehouse-url", "postgresql://u:s3cret@127.0.0.1/db"
+    )
+    assert code == 1 and "password" in payload["message"]
+    assert not ws.exists()  # refused before anything was written
+    run(capsys, "init", "-w", str(ws), "--quiet")
+    code, payload = run_json(
+        capsys, "init", "-w", str(ws), "--warehouse-url", "duckdb:///elsewhere.duckdb"
+    )
+    assert code == 1 and "already names another warehouse" in payload["message"]

@@ -59,6 +59,8 @@ class Output:
 
     def __post_init__(self) -> None:
         self.console = Console(stderr=self.json_mode, quiet=self.quiet and not self.json_mode)
+        if not self.console.is_terminal:
+            self.console.width = max(self.console.width, 160)  # pipes and logs: no cramped tables
         self.err = Console(stderr=True)
 
     def print(self, *args: Any, **kwargs: Any) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -55,6 +58,9 @@ def demo(
     )
     o.print(f"Report: [bold]{out['steps']['write the report']['report']}[/]")
     o.print("Next, try:")
+    if shutil.which("mercato") is None:
+        bindir = Path(sys.executable).parent
+        o.print(f"  source {bindir / 'activate'}   # puts `mercato` on your PATH")
     for cmd in out["next"]:
         o.print(f"  {cmd}")
     o.result(out)

@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from mercato import __version__
+from mercato.cli import analyze as analyze_cmd
 from mercato.cli import datasets as datasets_cmd
 from mercato.cli import demo as demo_cmd
 from mercato.cli import ingest as ingest_cmd
@@ -50,6 +51,7 @@ workspace_cmd.register(app)
 ingest_cmd.register(app)
 synth_cmd.register(app)
 app.add_typer(datasets_cmd.app, name="datasets")
+app.add_typer(analyze_cmd.app, name="analyze")
 report_cmd.register(app)
 demo_cmd.register(app)
 
@@ -72,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("Interrupted: nothing half-written was kept.", err=True)
         return 130
+    except OSError as exc:  # a path that can't be read or written: the user's to fix
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        message = f"{where}{exc.strerror or exc}"
+        _fail({"error": "OSError", "message": message}, message, json_mode)
+        return 1
     except Exception as exc:  # usage errors from click (vendored by newer Typer)
         if isinstance(exc, _usage_errors()):
             usage: Any = exc
@@ -80,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 usage.show()
             return int(usage.exit_code)
+        if json_mode:  # a bug of ours: scripts still get one JSON object
+            import traceback
+
+            traceback.print_exc()
+            _fail({"error": "InternalError", "message": f"{type(exc).__name__}: {exc}"}, "", True)
+            return 1
         raise
     return 0
 

@@ -23,6 +23,7 @@ import contextlib
 import csv
 import gzip
 import io
+import os
 import time
 import tomllib
 import uuid
@@ -94,6 +95,8 @@ class Mapping:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise DataError("mapping file not found", file=str(path)) from None
+        except OSError as exc:
+            raise DataError(f"cannot read the mapping file: {exc}", file=str(path)) from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise DataError(f"not a valid TOML mapping: {exc}", file=str(path)) from None
         known = {"columns", "formats", "defaults", "csv", "options"}
@@ -203,14 +206,23 @@ class _CsvSource(_Source):
         super().__init__(str(path))
         self.path = path
         self.compressed = path.suffix.lower() in (".gz", ".gzip")
-        self.encoding = encoding
+        self.encoding = _check_encoding(encoding, self.name)
         self.total = path.stat().st_size
         head = self._head()
         if not head.strip():
             raise DataError("the file is empty", file=self.name, expected="a header line")
-        self.delimiter = delimiter or _sniff_delimiter(head)
-        header_line = next(csv.reader(io.StringIO(head), delimiter=self.delimiter), [])
-        header = [h.strip().lstrip("\ufeff") for h in header_line]
+        if "\n" not in head and "\r" in head:
+            raise DataError(
+                "the file uses old Mac line endings (CR only)",
+                file=self.name,
+                expected="lines ending in LF or CRLF",
+            )
+        self.delimiter = _check_delimiter(delimiter, self.name) or _sniff_delimiter(head)
+        try:
+            header_line = next(csv.reader(io.StringIO(head), delimiter=self.delimiter), [])
+        except csv.Error as exc:
+            raise DataError(f"cannot read the header: {exc}", file=self.name, line=1) from None
+        header = [h.strip() for h in header_line]
         if not header or not any(header):
             raise DataError("no header line", file=self.name, line=1)
         dupes = [h for h, n in Counter(header).items() if n > 1]
@@ -223,20 +235,34 @@ class _CsvSource(_Source):
                 line=1,
             )
         self.columns = header
+        # a quoted header cell may span lines: data starts after the header's last line
+        self.first_line = 2 + sum(h.count("\n") for h in header_line)
         self.block_size = block_size
 
     def _head(self) -> str:
+        """The start of the file, long enough to hold the whole header record."""
         opener = gzip.open if self.compressed else open
         try:
             with opener(self.path, "rb") as fh:
                 raw = fh.read(65536)
+                while raw and b"\n" not in raw and len(raw) < self.block_size_limit:
+                    more = fh.read(1 << 20)
+                    if not more:
+                        break
+                    raw += more
         except (OSError, EOFError) as exc:
             raise DataError(f"cannot read the file: {exc}", file=self.name) from None
-        return raw.decode(self.encoding or "utf-8", errors="replace")
+        encoding = self.encoding or "utf-8"
+        if encoding.replace("-", "").lower() in ("utf8", "utf8sig"):
+            encoding = "utf-8-sig"  # a byte-order mark is not part of the first column's name
+        return raw.decode(encoding, errors="replace")
+
+    block_size_limit = 64 << 20
 
     def batches(self) -> Iterator[_Batch]:
         raw = pa.OSFile(str(self.path), "rb")
         stream = pa.CompressedInputStream(raw, "gzip") if self.compressed else raw
+        header_lines = self.first_line - 1
         read = pacsv.ReadOptions(
             block_size=self.block_size,
             column_names=self.columns,
@@ -250,17 +276,34 @@ class _CsvSource(_Source):
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         )
-        invalid: list[tuple[int | None, int, int, str]] = []
+        # Rows of the wrong shape are skipped by the parser and reported here with their
+        # physical line. The parser may report them a block early (read-ahead), so every good
+        # row's line is computed from all skipped rows seen so far, by position, not by arrival.
+        pending: list[tuple[int, str, str]] = []
+        q_at: list[int] = []  # skipped row's line as if earlier skipped rows were absent
+        q_lines: list[int] = [0]  # cumulative lines taken by skipped rows
+        seen: list[int] = []
 
         def on_invalid(bad_row: Any) -> str:
-            invalid.append(
-                (bad_row.number, bad_row.expected_columns, bad_row.actual_columns, bad_row.text)
+            text = bad_row.text or ""
+            number = bad_row.number
+            if number is None:  # pragma: no cover - only with threads
+                number = -1
+            seen.append(number)
+            pending.append(
+                (
+                    number,
+                    f"has {bad_row.actual_columns} fields (expected {bad_row.expected_columns})",
+                    text[:200],
+                )
             )
+            q_at.append(number - q_lines[-1])
+            q_lines.append(q_lines[-1] + 1 + text.count("\n"))
             return "skip"
 
         parse.invalid_row_handler = on_invalid
         row = 0
-        next_line = self.first_line
+        extra_lines = 0  # newlines inside quoted fields of good rows so far
         try:
             reader = pacsv.open_csv(
                 stream, read_options=read, parse_options=parse, convert_options=conv
@@ -268,29 +311,31 @@ class _CsvSource(_Source):
             for batch in reader:
                 decoded, bad = _decode_utf8(batch)
                 n = batch.num_rows
-                lines = None
-                malformed = []
-                if invalid:
-                    # rows of the wrong shape were skipped in this block: number the rest
-                    skipped = sorted(
-                        (num if num is not None else next_line, exp, act, text)
-                        for num, exp, act, text in invalid
-                    )
-                    invalid.clear()
-                    at = np.array([sk[0] for sk in skipped], dtype=np.int64)
-                    valid_before = at - next_line - np.arange(len(at))
-                    k = np.arange(n, dtype=np.int64)
-                    lines = next_line + k + np.searchsorted(valid_before, k, side="right")
-                    for num, exp, act, text in skipped:
-                        malformed.append(
-                            (int(num), f"has {act} fields (expected {exp})", text[:200])
-                        )
-                    next_line += n + len(skipped)
+                inner = np.zeros(n, dtype=np.int64)
+                for col in decoded.columns:
+                    if col.null_count < len(col):
+                        counts = pc.count_substring(col, "\n").fill_null(0)
+                        inner += np.asarray(counts.to_numpy(zero_copy_only=False), np.int64)
+                before = extra_lines + np.concatenate([[0], np.cumsum(inner)[:-1]])
+                line0 = header_lines + 1 + row + np.arange(n, dtype=np.int64) + before
+                if q_at:
+                    qa = np.asarray(q_at, dtype=np.int64)
+                    ql = np.asarray(q_lines, dtype=np.int64)
+                    lines = line0 + ql[np.searchsorted(qa, line0, side="right")]
                 else:
-                    next_line += n
+                    lines = line0
+                extra_lines += int(inner.sum())
+                malformed = list(pending)
+                pending.clear()
                 yield _Batch(decoded, row, bad, lines, malformed)
                 row += n
                 self.done = raw.tell()
+            if pending:  # malformed rows after the last good one
+                empty = pa.RecordBatch.from_arrays(
+                    [pa.array([], pa.string()) for _ in self.columns], names=self.columns
+                )
+                yield _Batch(empty, row, {}, np.zeros(0, np.int64), list(pending))
+                pending.clear()
         except pa.ArrowInvalid as exc:
             text = str(exc)
             if "straddling" in text or "block" in text:
@@ -301,12 +346,50 @@ class _CsvSource(_Source):
             raise DataError(
                 f"cannot parse the CSV after data row {row:,}: {text}",
                 file=self.name,
-                line=row + 1,
+                line=row + header_lines + 1,
             ) from None
         except (OSError, EOFError) as exc:
             raise DataError(f"cannot read the file: {exc}", file=self.name) from None
         finally:
             raw.close()
+
+
+def _check_encoding(encoding: str | None, name: str) -> str | None:
+    if encoding is None:
+        return None
+    import codecs
+
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(
+            f"unknown text encoding {encoding!r}",
+            file=name,
+            expected="an encoding such as utf-8, latin-1, cp1252",
+        ) from None
+    return encoding
+
+
+def _check_delimiter(delimiter: str | None, name: str) -> str | None:
+    if delimiter is None:
+        return None
+    named = {
+        "\\t": "\t",
+        "tab": "\t",
+        "\\s": " ",
+        "space": " ",
+        "comma": ",",
+        "semicolon": ";",
+        "pipe": "|",
+    }
+    delimiter = named.get(delimiter.lower(), delimiter)
+    if len(delimiter) != 1 or delimiter in ('"', "\n", "\r"):
+        raise DataError(
+            f"invalid delimiter {delimiter!r}",
+            file=name,
+            expected="one character, or tab / comma / semicolon / pipe",
+        )
+    return delimiter
 
 
 class _ParquetSource(_Source):
@@ -535,6 +618,12 @@ class _Validator:
                         "setting ingest_max_field_bytes)",
                     )
                 )
+                checks.append(
+                    (
+                        f"contains({raw}, chr(0))",
+                        "contains a NUL byte (expected text without control character 0)",
+                    )
+                )
         blank = f"NULLIF(trim({raw}), '')" if is_text else raw
         dt = col.dtype
         fmt = self.mapping.formats.get(col.name)
@@ -545,15 +634,22 @@ class _Validator:
                 value = f"CAST({raw} AS VARCHAR)"
             if col.choices or col.name == "channel":
                 value = f"lower(trim({value}))"
+            elif col.name.endswith("_id") or col.name in self.spec.key:
+                value = f"trim({value})"  # ids: ' C1' and 'C1 ' are the same customer as 'C1'
             if dt == "json":
                 checks.append(
                     (
-                        f"{value} IS NOT NULL AND NOT coalesce(json_valid({value}), FALSE)",
+                        f"{value} IS NOT NULL AND NOT (coalesce(json_valid({value}), FALSE) "
+                        f"AND json_type({value}) IN ('OBJECT', 'ARRAY'))",
                         f"not valid JSON (expected {EXPECTED['json']})",
                     )
                 )
         elif dt == "int64":
-            value = f"TRY_CAST({blank} AS BIGINT)"
+            if is_text:  # digits only (a trailing .0 allowed): no 0x10, 1_000 or 1e3
+                ok = f"regexp_full_match({blank}, '[+-]?[0-9]+(\\.0+)?')"
+                value = f"CASE WHEN {ok} THEN TRY_CAST({blank} AS BIGINT) END"
+            else:
+                value = f"TRY_CAST({raw} AS BIGINT)"
             checks.append(
                 (
                     f"{blank} IS NOT NULL AND ({value} IS NULL OR "
@@ -562,7 +658,14 @@ class _Validator:
                 )
             )
         elif dt == "float64":
-            value = f"TRY_CAST({blank} AS DOUBLE)"
+            if is_text:  # plain decimal or scientific notation: no 1_000.5, 0x1p3, inf, nan
+                ok = (
+                    f"regexp_full_match({blank}, "
+                    "'[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?')"
+                )
+                value = f"CASE WHEN {ok} THEN TRY_CAST({blank} AS DOUBLE) END"
+            else:
+                value = f"TRY_CAST({raw} AS DOUBLE)"
             checks.append(
                 (
                     f"{blank} IS NOT NULL AND ({value} IS NULL OR NOT isfinite({value}))",
@@ -589,10 +692,12 @@ class _Validator:
                 value = f"try_strptime({blank}, {_lit(fmt)})"
                 expected = f"a date-time in the format {fmt}"
             elif is_text:
-                # with the session in UTC, an offset is converted and a naive time kept as UTC
+                # with the session in UTC, an offset is converted and a naive time kept as UTC;
+                # words DuckDB would accept (epoch, infinity) are not dates here
                 value = (
+                    f"CASE WHEN regexp_matches({blank}, '^[0-9]{{4}}-') THEN "
                     f"coalesce(CAST(TRY_CAST({blank} AS TIMESTAMPTZ) AS TIMESTAMP), "
-                    f"TRY_CAST({blank} AS TIMESTAMP))"
+                    f"TRY_CAST({blank} AS TIMESTAMP)) END"
                 )
                 expected = EXPECTED["timestamp"]
             elif arrow_type is not None and pa.types.is_timestamp(arrow_type) and arrow_type.tz:
@@ -605,6 +710,13 @@ class _Validator:
                 (
                     f"{blank} IS NOT NULL AND {value} IS NULL",
                     f"not a date-time (expected {expected})",
+                )
+            )
+            checks.append(
+                (
+                    f"{value} IS NOT NULL AND (NOT isfinite({value}) OR year({value}) < 1800 "
+                    f"OR year({value}) > 2200)",
+                    "outside the supported dates (expected a year from 1800 to 2200)",
                 )
             )
         else:  # pragma: no cover - schema forbids
@@ -718,8 +830,15 @@ def escape_formula(arr: pa.Array) -> pa.Array:
 
 
 class _RejectsWriter:
+    """Bad rows and their reasons, written to ``<path>.partial`` and renamed on commit.
+
+    The file is readable by its owner only (rejected rows may hold personal data); a load that
+    fails or is only checked leaves no rejects file behind.
+    """
+
     def __init__(self, path: Path, columns: list[str], label: str):
         self.path = path
+        self.partial = path.with_name(path.name + ".partial")
         self.columns = columns
         self.label = label
         self.writer: pacsv.CSVWriter | None = None
@@ -736,14 +855,35 @@ class _RejectsWriter:
         names = [self.label, "reasons", *self.columns]
         table = pa.Table.from_arrays(arrays, names=names)
         if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = pacsv.CSVWriter(str(self.path), table.schema)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.close(fd)
+                self.writer = pacsv.CSVWriter(str(self.partial), table.schema)
+            except OSError as exc:
+                raise DataError(
+                    f"cannot write the rejects file: {exc}", file=str(self.path)
+                ) from None
         self.writer.write_table(table)
         self.rows += len(lines)
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
+
+    def finish(self) -> str | None:
+        """Publish the file (after a commit); None when no row was rejected."""
+        self.close()
+        if self.rows and self.partial.exists():
+            self.partial.replace(self.path)
+            return str(self.path)
+        return None
+
+    def abandon(self) -> None:
+        """Remove the partial file (after a failure or a dry run)."""
+        self.close()
+        self.partial.unlink(missing_ok=True)
 
 
 # -- the load --------------------------------------------------------------------------------
@@ -790,6 +930,7 @@ def stage(
     staging = warehouse.create_staging(spec)
     problems: list[dict[str, Any]] = []
     reasons_count: Counter[str] = Counter()
+    stopped_early = False
     ok = False
     try:
         for batch in source.batches():
@@ -826,6 +967,7 @@ def stage(
             if not skip_bad_rows and report.rejected:
                 # keep reading only to report more problems; nothing is staged any more
                 if len(problems) >= max_problems:
+                    stopped_early = True
                     break
                 continue
             warehouse.append_arrow(staging, [typed])
@@ -834,16 +976,23 @@ def stage(
         if report.rejected and not skip_bad_rows:
             problems.sort(key=lambda p: p.get(source.label) or 0)
             first = problems[0]
+            counted = (
+                f"at least {report.rejected:,} bad rows (reading stopped after "
+                f"{len(problems):,} problems)"
+                if stopped_early
+                else f"{report.rejected:,} bad rows in all"
+            )
             raise DataError(
                 first["reason"],
                 file=source.name,
                 line=first.get("line"),
+                row=first.get("row"),
                 column=first.get("column"),
                 value=first.get("value"),
+                expected=first.get("expected"),
                 problems=problems,
-                hint=f"{report.rejected:,} bad rows in all (first {len(problems)} listed with "
-                "--json); nothing was loaded. Fix them, or pass --skip-bad-rows to load the "
-                "good rows and write the bad ones to a rejects file",
+                hint=f"{counted} (listed with --json); nothing was loaded. Fix them, or pass "
+                "--skip-bad-rows to load the good rows and write the bad ones to a rejects file",
             )
         report.reasons = dict(reasons_count)
         ok = True
@@ -862,7 +1011,7 @@ def stage(
         source.close()
         if not ok:
             if rejects is not None:
-                rejects.close()
+                rejects.abandon()
             warehouse.drop_table(staging)
 
 
@@ -886,8 +1035,6 @@ def _problem(source, spec, validator, batch, i, line, reason) -> dict[str, Any]:
         if col.choices:
             expected = f"one of {', '.join(col.choices)}"
     out = {source.label: int(line), "column": src, "reason": text, "value": value}
-    if source.label != "line":
-        out["line"] = None
     if expected:
         out["expected"] = expected
     return out
@@ -956,15 +1103,16 @@ def commit(
                 load.report.dry_run = dry_run
         for load in loads:
             if load.rejects is not None:
-                load.rejects.close()
-                if load.rejects.rows:
-                    load.report.rejects_file = str(load.rejects.path)
+                if dry_run:
+                    load.rejects.abandon()
+                else:
+                    load.report.rejects_file = load.rejects.finish()
             load.report.seconds = round(time.perf_counter() - load.started, 3)
         return [load.report for load in loads]
     finally:
         for load in loads:
             if load.rejects is not None:
-                load.rejects.close()
+                load.rejects.abandon()  # no-op after finish(): the file has been renamed
             warehouse.drop_table(load.staging)
 
 
@@ -983,7 +1131,7 @@ def discard(warehouse: Warehouse, loads: list[StagedLoad]) -> None:
     """Drop staged loads without committing them."""
     for load in loads:
         if load.rejects is not None:
-            load.rejects.close()
+            load.rejects.abandon()
         warehouse.drop_table(load.staging)
 
 
@@ -1035,7 +1183,7 @@ def ingest_file(
         max_field_bytes=max_field_bytes,
         block_bytes=block_bytes,
     )
-    if skip_bad_rows and rejects_path is None:
+    if skip_bad_rows and rejects_path is None and not dry_run:
         rejects_path = Path(path).with_name(Path(path).name + ".rejects.csv")
     load = stage(
         warehouse,

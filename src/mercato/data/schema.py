@@ -293,6 +293,14 @@ TABLES: dict[str, Table] = {
 }
 
 
+#: Tables Mercato derives and writes back to the warehouse, with the column that holds a person:
+#: erasure and consent checks reach them too.
+DERIVED_PERSON_TABLES: dict[str, str] = {
+    "customer_rfm": "customer_id",
+    "customer_clusters": "customer_id",
+}
+
+
 def get_table(name: str) -> Table:
     """The table of the data model called ``name``; a clear error for an unknown name."""
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -170,12 +171,24 @@ class Warehouse:
         self.con.raw_sql(f"DROP TABLE IF EXISTS {qualified}")
 
     def create_raw_table(self, name: str, data: pa.Table, *, overwrite: bool = True) -> int:
-        """Store a table outside the data model (a data set's own columns), replacing it."""
-        if overwrite and self.has_table(name):
-            self.drop_table(name)
-        self.con.create_table(name, schema=_ibis_schema_from_arrow(data.schema))
-        self.append_arrow(name, [data])
+        """Store a table outside the data model (a data set's own columns), replacing it.
+
+        The old table is dropped and the new one written in one transaction.
+        """
+        with self.transaction():
+            if overwrite and self.has_table(name):
+                self.drop_table(name)
+            self.con.create_table(name, schema=_ibis_schema_from_arrow(data.schema))
+            self.append_arrow(name, [data])
         return data.num_rows
+
+    def create_table_from(self, name: str, expr: Any) -> None:
+        """Write the result of an Ibis expression as table ``name``, replacing it; in the engine."""
+        from mercato.data.schema import TABLES
+
+        if name in TABLES:
+            raise DataError(f"{name!r} is a data-model table: derived results may not replace it")
+        self.con.create_table(name, expr, overwrite=True)
 
     # -- bulk loading --------------------------------------------------------------------------
 
@@ -183,16 +196,33 @@ class Warehouse:
         """A new empty staging table with the columns of ``spec`` plus ``_line`` (source line)."""
         import ibis
 
-        name = f"{STAGING_PREFIX}{spec.name}_{uuid.uuid4().hex[:12]}"
+        self.drop_staging(older_than_hours=24.0)
+        name = f"{STAGING_PREFIX}{spec.name}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
         schema = ibis.schema({**dict(spec.ibis_schema().items()), "_line": "int64"})
         self.con.create_table(name, schema=schema)
         return name
 
-    def drop_staging(self) -> None:
-        """Drop every staging table, including those left by an interrupted load."""
+    def drop_staging(self, older_than_hours: float | None = None) -> list[str]:
+        """Drop staging tables left by interrupted loads (all, or those older than the limit).
+
+        A load in progress elsewhere keeps its young staging table.
+        """
+        dropped = []
+        now = time.time()
         for name in self.con.list_tables():
-            if name.startswith(STAGING_PREFIX):
-                self.drop_table(name)
+            if not name.startswith(STAGING_PREFIX):
+                continue
+            if older_than_hours is not None:
+                parts = name[len(STAGING_PREFIX) :].rsplit("_", 2)
+                try:
+                    created = int(parts[-2])
+                except (IndexError, ValueError):
+                    created = 0  # an older naming scheme: treat as old
+                if now - created < older_than_hours * 3600:
+                    continue
+            self.drop_table(name)
+            dropped.append(name)
+        return dropped
 
     def append_arrow(self, name: str, batches: Iterable[pa.RecordBatch | pa.Table]) -> int:
         """Append Arrow data to an existing table quickly (DuckDB: zero copy; PostgreSQL: COPY)."""
@@ -201,24 +231,34 @@ class Warehouse:
             if batch.num_rows == 0:
                 continue
             total += batch.num_rows
-            if self.engine == "duckdb":
-                raw = self.con.con
-                view = f"_mercato_arrow_{uuid.uuid4().hex[:8]}"
-                raw.register(view, batch)
-                try:
-                    cols = ", ".join(f'"{c}"' for c in batch.schema.names)
-                    raw.execute(f'INSERT INTO "{name}" ({cols}) SELECT {cols} FROM "{view}"')
-                finally:
-                    raw.unregister(view)
-            else:
-                self._copy_postgres(name, batch)
+            try:
+                if self.engine == "duckdb":
+                    raw = self.con.con
+                    view = f"mercato_arrow_{uuid.uuid4().hex[:8]}"
+                    raw.register(view, batch)
+                    try:
+                        cols = ", ".join(_quote(c) for c in batch.schema.names)
+                        raw.execute(
+                            f"INSERT INTO {_quote(name)} ({cols}) SELECT {cols} FROM {view}"
+                        )
+                    finally:
+                        raw.unregister(view)
+                else:
+                    self._copy_postgres(name, batch)
+            except Exception as exc:
+                if _is_driver_error(exc):
+                    raise DataError(
+                        f"the warehouse ({self.engine}) refused rows for table {name!r}: "
+                        f"{str(exc).splitlines()[0]}"
+                    ) from exc
+                raise
         return total
 
     def _copy_postgres(self, name: str, batch: pa.RecordBatch | pa.Table) -> None:
         buf = io.BytesIO()
         pacsv.write_csv(batch, buf, write_options=pacsv.WriteOptions(include_header=False))
-        cols = ", ".join(f'"{c}"' for c in batch.schema.names)
-        target = f'"{_ident(self.schema_name)}"."{name}"' if self.schema_name else f'"{name}"'
+        cols = ", ".join(_quote(c) for c in batch.schema.names)
+        target = f"{_quote(self.schema_name)}.{_quote(name)}" if self.schema_name else _quote(name)
         raw = self.con.con
         in_tx = raw.info.transaction_status != 0  # psycopg: 0 == IDLE
         ctx = contextlib.nullcontext() if in_tx else raw.transaction()
@@ -232,6 +272,11 @@ class Warehouse:
         One INSERT ... SELECT statement: it either lands whole or not at all.
         """
         spec = get_table(target)
+        if self.engine == "postgres":
+            # concurrent loads of one table take turns, so the anti-join sees the other's rows
+            self.con.con.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"mercato:{target}",)
+            )
         tgt = self.con.table(target)
         src = self.con.table(source) if isinstance(source, str) else source
         before = int(tgt.count().execute())
@@ -257,6 +302,16 @@ class Warehouse:
 
     def describe(self) -> dict[str, Any]:
         return {"engine": self.engine, "url": _redact(self.url), "schema": self.schema_name}
+
+
+def _quote(name: str | None) -> str:
+    """A quoted SQL identifier (double quotes doubled)."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _is_driver_error(exc: Exception) -> bool:
+    mod = type(exc).__module__ or ""
+    return mod.startswith(("psycopg", "duckdb", "_duckdb"))
 
 
 def _ident(name: str | None) -> str:

@@ -7,6 +7,7 @@ never inject markup or script into the report.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -206,6 +207,8 @@ def build_report(ws: Workspace, out: str | Path | None = None) -> Path:
     path = Path(out) if out else ws.path / "reports" / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(html, encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner only: it holds data
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(html)
     tmp.replace(path)
     return path

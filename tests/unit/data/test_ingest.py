@@ -410,3 +410,160 @@ def test_rows_with_the_wrong_number_of_fields(warehouse, tmp_path):
     assert rep.reasons["row: wrong number of fields"] == 2
     text = rejects.read_text()
     assert "P3,Cup,2,extra" in text and "has 4 fields" in text
+
+
+# -- found in review -------------------------------------------------------------------------
+
+
+def test_every_row_malformed_is_not_a_silent_success(warehouse, tmp_path):
+    f = write(tmp_path / "trail.csv", "product_id,name,price\nP1,Mug,1,\nP2,Pot,2,\n")
+    with pytest.raises(DataError) as err:
+        ingest_file(warehouse, "products", f)
+    assert err.value.line == 2 and "has 4 fields (expected 3)" in str(err.value)
+    rep = ingest_file(warehouse, "products", f, skip_bad_rows=True, rejects_path=tmp_path / "r")
+    assert (rep.rows_read, rep.inserted, rep.rejected) == (2, 0, 2)
+
+
+def test_header_longer_than_64k(warehouse, tmp_path):
+    pad = ",".join(f"extra_{i:05d}" for i in range(7000))
+    f = write(tmp_path / "wide.csv", f"product_id,{pad}\nP1," + "," * 6999 + "\n")
+    rep = ingest_file(warehouse, "products", f, ignore_extra=True)
+    assert rep.inserted == 1
+
+
+def test_line_numbers_count_physical_lines(warehouse, tmp_path):
+    f = write(
+        tmp_path / "p.csv",
+        'product_id,description,price\nP1,"a\nb\nc",1\nP2,"x",bad\n',
+    )
+    with pytest.raises(DataError) as err:
+        ingest_file(warehouse, "products", f)
+    assert err.value.line == 5  # the record starts on line 5: line 2-4 hold P1's description
+
+
+def test_line_numbers_survive_read_ahead(tmp_path):
+    rows = ["product_id,name,price"]
+    bad_lines = {}
+    for i in range(40_000):
+        if i in (100, 15_000, 31_000):
+            rows.append(f"P{i},x")  # too few fields
+            bad_lines[len(rows)] = "shape"
+        elif i == 39_990:
+            rows.append(f"P{i},x,notanumber")
+            bad_lines[len(rows)] = "price"
+        else:
+            rows.append(f"P{i},name {i},1.5")
+    f = write(tmp_path / "p.csv", "\n".join(rows) + "\n")
+    wh = Warehouse("duckdb://:memory:")
+    with pytest.raises(DataError) as err:
+        ingest_file(wh, "products", f, block_bytes=64 * 1024)
+    got = {p["line"]: (p["column"] or "shape") for p in err.value.problems}
+    assert got == bad_lines
+
+
+def test_nul_bytes_and_special_dates_are_rejected(warehouse, tmp_path):
+    f = write(tmp_path / "p.csv", b"product_id,name\nP1,a\x00b\n")
+    with pytest.raises(DataError, match="NUL byte"):
+        ingest_file(warehouse, "products", f)
+    for word in ("infinity", "epoch", "-infinity", "1066-10-14"):
+        g = write(tmp_path / "o.csv", f"order_id,ts\nO1,{word}\n")
+        with pytest.raises(DataError) as err:
+            ingest_file(warehouse, "orders", g)
+        assert err.value.column == "ts", word
+    assert warehouse.count("orders") == 0 and warehouse.count("products") == 0
+
+
+def test_strict_numbers_json_and_trimmed_ids(warehouse, tmp_path):
+    for value in ("0x10", "1_000", "1e3", "12.5"):
+        f = write(
+            tmp_path / "l.csv",
+            f"order_id,line_no,product_id,quantity,unit_price\nO1,1,P1,{value},1\n",
+        )
+        with pytest.raises(DataError, match="whole number"):
+            ingest_file(warehouse, "order_lines", f)
+    for value in ("1_000.5", "nan", "inf", "0x1p3"):
+        f = write(tmp_path / "p.csv", f"product_id,price\nP1,{value}\n")
+        with pytest.raises(DataError, match="finite number"):
+            ingest_file(warehouse, "products", f)
+    f = write(tmp_path / "p2.csv", "product_id,price\nP1,1.5e2\nP2,-0.5e-1\nP3,007\n")
+    with pytest.raises(DataError, match="below the minimum"):
+        ingest_file(warehouse, "products", f)  # -0.05 < 0, the rest parse
+    f = write(tmp_path / "e.csv", EVENTS_HEADER + "E1,C1,,2024-01-01,view,,,42\n")
+    with pytest.raises(DataError, match="JSON"):
+        ingest_file(warehouse, "events", f)
+    f = write(tmp_path / "c.csv", 'customer_id,country\n"C1 ",UK\n" C1",FR\nC2,DE\n')
+    rep = ingest_file(warehouse, "customers", f, skip_bad_rows=True, rejects_path=tmp_path / "r")
+    assert rep.inserted == 2 and rep.duplicates_in_source == 1  # ' C1' is 'C1'
+    assert sorted(warehouse.table("customers").customer_id.execute()) == ["C1", "C2"]
+
+
+def test_bom_before_a_quoted_header(warehouse, tmp_path):
+    f = write(tmp_path / "p.csv", '\ufeff"product_id","name","price"\n"P1","Mug","1"\n')
+    assert ingest_file(warehouse, "products", f).inserted == 1
+
+
+def test_rejects_file_only_after_a_commit(warehouse, tmp_path, monkeypatch):
+    f = write(tmp_path / "p.csv", "product_id,price\nP1,1\nP2,bad\n")
+    rejects = tmp_path / "rej.csv"
+    rep = ingest_file(
+        warehouse, "products", f, skip_bad_rows=True, rejects_path=rejects, dry_run=True
+    )
+    assert rep.dry_run and rep.inserted == 1 and not rejects.exists()
+    assert warehouse.count("products") == 0
+
+    def broken(self, target, source, keys):
+        raise RuntimeError("lost (simulated)")
+
+    monkeypatch.setattr(Warehouse, "insert_new", broken)
+    with pytest.raises(RuntimeError):
+        ingest_file(warehouse, "products", f, skip_bad_rows=True, rejects_path=rejects)
+    assert not rejects.exists() and not list(tmp_path.glob("*.partial"))
+    monkeypatch.undo()
+    rep = ingest_file(warehouse, "products", f, skip_bad_rows=True, rejects_path=rejects)
+    assert rep.rejects_file == str(rejects) and oct(rejects.stat().st_mode & 0o777) == "0o600"
+
+
+def test_dataframe_errors_say_row(warehouse):
+    with pytest.raises(DataError) as err:
+        ingest_frame(warehouse, "products", pd.DataFrame({"product_id": ["P1"], "price": ["x"]}))
+    assert "row 1" in str(err.value) and err.value.row == 1 and err.value.line is None
+
+
+def test_bad_delimiter_and_encoding(tmp_path):
+    f = write(tmp_path / "p.csv", "product_id\tname\nP1\tMug\n")
+    wh = Warehouse("duckdb://:memory:")
+    assert ingest_file(wh, "products", f, delimiter="\\t").inserted == 1
+    with pytest.raises(DataError, match="invalid delimiter"):
+        ingest_file(wh, "products", f, delimiter="ab")
+    with pytest.raises(DataError, match="unknown text encoding"):
+        ingest_file(wh, "products", f, encoding="latin-9x")
+    g = write(tmp_path / "mac.csv", "product_id,name\rP1,Mug\r")
+    with pytest.raises(DataError, match="old Mac line endings"):
+        ingest_file(wh, "products", g)
+
+
+@pytest.mark.postgres
+def test_concurrent_postgres_loads_insert_each_key_once(pg_url):
+    import threading
+
+    wh0 = Warehouse(pg_url)
+    wh0.ensure_tables()
+    df = pd.DataFrame({"product_id": [f"P{i}" for i in range(2000)], "price": 1.0})
+    errors = []
+
+    def load():
+        try:
+            wh = Warehouse(pg_url)
+            ingest_frame(wh, "products", df)
+            wh.close()
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert wh0.count("products") == 2000
+    wh0.close()
