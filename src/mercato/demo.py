@@ -46,7 +46,7 @@ def _synth(ctx: DemoContext) -> dict[str, Any]:
 def _load(ctx: DemoContext) -> dict[str, Any]:
     with ctx.workspace.warehouse() as wh:
         reports = ingest_folder(wh, ctx.shop, progress=ctx.progress)
-    payload = {"source": str(ctx.shop), "reports": [r.to_dict() for r in reports]}
+    payload = {"source": str(ctx.shop.resolve()), "reports": [r.to_dict() for r in reports]}
     log_load(ctx.workspace, "synth", payload)
     return {
         "inserted": {r.table: r.inserted for r in reports},
@@ -59,6 +59,33 @@ def _tables(ctx: DemoContext) -> dict[str, Any]:
         return {"tables": summarize_tables(wh)}
 
 
+def _analyse(ctx: DemoContext) -> dict[str, Any]:
+    from mercato.analytics import attribution as attr
+    from mercato.analytics.cohorts import cohorts
+    from mercato.analytics.funnels import funnel
+    from mercato.analytics.kpis import kpis
+    from mercato.analytics.rfm import rfm
+
+    with ctx.workspace.warehouse() as wh:
+        k = kpis(wh, freq="month")
+        r = rfm(wh)  # writes customer_rfm
+        c = cohorts(wh)
+        f = funnel(wh, ["view", "add_to_cart", "begin_checkout", "purchase"], per_session=True)
+        paths, decay, notes = attr.paths_from_warehouse(wh)
+        a = attr.attribute(paths, time_decay=decay, notes=notes)
+    truth = attr.compare_with_truth(a, ctx.shop / "truth")
+    top = r.table.sort_values("revenue", ascending=False).iloc[0]
+    return {
+        "revenue": k.summary["revenue"],
+        "orders": k.summary["orders"],
+        "top_segment": f"{top.segment} ({top.revenue_share:.0%} of revenue)",
+        "month_1_retention": c.summary["month_1_retention"],
+        "funnel_conversion": f.summary["conversion"],
+        "attribution_matches_truth": truth["agree"],
+        "attribution": truth["explanation"],
+    }
+
+
 def _report(ctx: DemoContext) -> dict[str, Any]:
     return {"report": str(build_report(ctx.workspace))}
 
@@ -67,6 +94,7 @@ STEPS: list[tuple[str, Callable[[DemoContext], dict[str, Any]]]] = [
     ("synthesise the shop", _synth),
     ("load it into the warehouse", _load),
     ("summarise the tables", _tables),
+    ("analyse: KPIs, RFM, cohorts, funnel, attribution", _analyse),
     ("write the report", _report),
 ]
 
@@ -109,6 +137,9 @@ def run_demo(
             f"mercato tables --workspace {ws.path}",
             "mercato schema events",
             f"mercato ingest customers my_customers.csv --workspace {ws.path}",
+            f"mercato analyze rfm --workspace {ws.path}",
+            f"mercato analyze attribution --workspace {ws.path} --truth {ctx.shop / 'truth'}",
+            f"mercato analyze funnel view,add_to_cart,purchase --by channel -w {ws.path}",
             "mercato datasets list",
             f"mercato datasets load online-retail --workspace {ws.path}",
         ],

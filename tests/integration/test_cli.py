@@ -238,3 +238,58 @@ def test_init_refuses_secrets_and_a_second_warehouse(capsys, tmp_path):
         capsys, "init", "-w", str(ws), "--warehouse-url", "duckdb:///elsewhere.duckdb"
     )
     assert code == 1 and "already names another warehouse" in payload["message"]
+
+
+def test_analyze_commands_on_a_synthetic_shop(capsys, tmp_path):
+    ws = tmp_path / "ws"
+    run(capsys, "init", "-w", str(ws), "--quiet")
+    shop = tmp_path / "shop"
+    run(
+        capsys,
+        "synth",
+        "--customers",
+        "600",
+        "--days",
+        "120",
+        "--seed",
+        "5",
+        "--out",
+        str(shop),
+        "--load",
+        "-w",
+        str(ws),
+        "--quiet",
+    )
+    code, payload = run_json(capsys, "analyze", "rfm", "-w", str(ws))
+    assert (
+        code == 0
+        and sum(r["customers"] for r in payload["rows"]) == payload["summary"]["customers"]
+    )
+    code, payload = run_json(capsys, "analyze", "cohorts", "-w", str(ws))
+    assert code == 0 and payload["summary"]["cohorts"] >= 4
+    code, payload = run_json(capsys, "analyze", "kpis", "--by", "campaign", "-w", str(ws))
+    assert code == 0 and payload["summary"]["campaigns"] > 0
+    code, payload = run_json(
+        capsys, "analyze", "funnel", "view,add_to_cart,purchase", "--by", "segment", "-w", str(ws)
+    )
+    assert code == 0 and payload["summary"]["entered"] > 0
+    code, payload = run_json(
+        capsys, "analyze", "attribution", "-w", str(ws), "--truth", str(shop / "truth")
+    )
+    assert code == 0 and len(payload["truth"]["channels"]) == 6
+    assert sum(r["markov"] for r in payload["rows"]) == pytest.approx(
+        payload["summary"]["total_conversions"]
+    )
+    code, payload = run_json(capsys, "analyze", "funnel", "view", "-w", str(ws))
+    assert code == 1 and "at least two steps" in payload["message"]
+
+
+@pytest.mark.realdata
+def test_analyze_attribution_from_file_matches_reference(capsys):
+    from tests_support import data_dir_or_skip
+
+    f = data_dir_or_skip("attribution_paths.csv") / "attribution_paths.csv"
+    code, payload = run_json(capsys, "analyze", "attribution", "--from", str(f))
+    assert code == 0
+    markov = {r["channel"]: round(r["markov"], 2) for r in payload["rows"]}
+    assert markov["alpha"] == 5344.95 and markov["epsilon"] == 599.57

@@ -26,6 +26,8 @@ def _show(o: Output, result: Any, columns: list[str] | None = None, title: str =
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, float) and v != v:  # NaN: not computable (e.g. no cost data)
+        return ""
     if isinstance(v, float):
         return f"{v:,.1f}" if abs(v) >= 10 else f"{v:,.3f}"
     if isinstance(v, int):
@@ -118,3 +120,163 @@ def attribution(
         payload["truth"] = cmp
         o.print(cmp["explanation"])
     o.result(payload)
+
+
+def _open_wh(workspace: Path | None):
+    from mercato.workspace import Workspace
+
+    return Workspace.open(workspace).warehouse()
+
+
+@app.command("rfm")
+def rfm_cmd(
+    as_of: Annotated[
+        str | None, typer.Option(help="Reference date (default: the day after the last order).")
+    ] = None,
+    no_write: Annotated[bool, typer.Option(help="Do not write customer_rfm.")] = False,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """RFM scores and named segments; per-customer scores go to the table customer_rfm."""
+    from mercato.analytics.rfm import rfm
+
+    o = Output(json_, quiet)
+    with _open_wh(workspace) as wh:
+        result = rfm(wh, as_of=as_of, write=not no_write)
+    o.print(f"{result.summary['customers']:,} customers scored as of {result.summary['as_of']}")
+    _show(o, result, title="RFM segments")
+    o.result(result.to_dict())
+
+
+@app.command("cohorts")
+def cohorts_cmd(
+    max_months: Annotated[int, typer.Option(help="Months since first purchase to show.")] = 24,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Acquisition-month cohorts: retention and revenue by months since first purchase."""
+    from mercato.analytics.cohorts import cohorts
+
+    o = Output(json_, quiet)
+    with _open_wh(workspace) as wh:
+        result = cohorts(wh, max_months=max_months)
+    t = result.table
+    if len(t):
+        pivot = t.pivot(index="cohort", columns="month", values="retention")
+        cols = [str(c) for c in pivot.columns[:13]]
+        o.table(
+            "Retention by acquisition month (columns: months since first purchase)",
+            ["cohort", "customers", *cols],
+            [
+                [idx, f"{int(t[(t.cohort == idx) & (t.month == 0)].cohort_size.iloc[0]):,}"]
+                + ["" if pd_isna(v) else f"{v:.0%}" for v in row.values[:13]]
+                for idx, row in pivot.iterrows()
+            ],
+        )
+    for note in result.notes:
+        o.print(f"[dim]- {note}[/]")
+    o.result(result.to_dict())
+
+
+def pd_isna(v: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(v))
+
+
+@app.command("kpis")
+def kpis_cmd(
+    freq: Annotated[str, typer.Option(help="day, week or month.")] = "month",
+    by: Annotated[str | None, typer.Option(help="channel, campaign or country.")] = None,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """KPIs over time or by channel, campaign or country (revenue, AOV, CTR, CPA, ROAS...)."""
+    from mercato.analytics.kpis import kpis
+
+    o = Output(json_, quiet)
+    with _open_wh(workspace) as wh:
+        result = kpis(wh, freq=freq, by=by)
+    key = by or "period"
+    wanted = {
+        "campaign": [
+            "campaign_id",
+            "channel",
+            "cost",
+            "impressions",
+            "clicks",
+            "ctr",
+            "conversions",
+            "revenue",
+            "cpa",
+            "roas",
+        ],
+        "channel": [
+            "channel",
+            "revenue",
+            "orders",
+            "customers",
+            "aov",
+            "conversion_rate",
+            "cost",
+            "cpa",
+            "roas",
+        ],
+    }.get(
+        by or "",
+        [
+            key,
+            "revenue",
+            "orders",
+            "customers",
+            "new_customers",
+            "aov",
+            "repeat_rate",
+            "conversion_rate",
+            "ctr",
+            "email_open_rate",
+        ],
+    )
+    cols = [c for c in wanted if c in result.table.columns]
+    _show(o, result, cols, f"KPIs by {by or freq}")
+    o.result(result.to_dict())
+
+
+@app.command("funnel")
+def funnel_cmd(
+    steps: Annotated[
+        str,
+        typer.Argument(
+            help="Comma-separated event types, in order, e.g. view,add_to_cart,purchase."
+        ),
+    ],
+    window_hours: Annotated[float, typer.Option(help="Time allowed from the first step.")] = 168.0,
+    per_session: Annotated[bool, typer.Option(help="Count sessions instead of people.")] = False,
+    by: Annotated[str | None, typer.Option(help="channel, country, segment or cluster.")] = None,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """A funnel over any ordered event types, with conversion and drop-off per step."""
+    from mercato.analytics.funnels import funnel
+
+    o = Output(json_, quiet)
+    with _open_wh(workspace) as wh:
+        result = funnel(
+            wh,
+            [s.strip() for s in steps.split(",") if s.strip()],
+            window_hours=window_hours,
+            per_session=per_session,
+            by=by,
+        )
+    s = result.summary
+    if s["conversion"] is not None:
+        o.print(
+            f"{s['entered']:,} entered, {s['completed']:,} completed "
+            f"({s['conversion']:.1%}) within {window_hours:g} hours"
+        )
+    _show(o, result, title="Funnel")
+    o.result(result.to_dict())

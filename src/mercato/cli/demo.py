@@ -56,6 +56,13 @@ def demo(
             for t in tables
         ],
     )
+    a = out["steps"]["analyse: KPIs, RFM, cohorts, funnel, attribution"]
+    o.print(
+        f"Revenue {a['revenue']:,.2f} from {a['orders']:,} orders; top segment {a['top_segment']}; "
+        f"{a['month_1_retention']:.0%} of new customers buy again the next month; "
+        f"{a['funnel_conversion']:.0%} of sessions with a view end in a purchase."
+    )
+    o.print(a["attribution"])
     o.print(f"Report: [bold]{out['steps']['write the report']['report']}[/]")
     o.print("Next, try:")
     if shutil.which("mercato") is None:

@@ -57,7 +57,9 @@ def synth(
                 batch_rows=ws.settings.ingest_batch_rows,
                 progress=lambda name, done, total: update(done, total=total, description=name),
             )
-        log_load(ws, "synth", {"source": str(out), "reports": [r.to_dict() for r in reports]})
+        log_load(
+            ws, "synth", {"source": str(out.resolve()), "reports": [r.to_dict() for r in reports]}
+        )
         o.table(
             "Loaded",
             ["table", "read", "inserted", "already present"],

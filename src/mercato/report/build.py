@@ -193,8 +193,10 @@ def build_report(ws: Workspace, out: str | Path | None = None) -> Path:
     )
     env.filters["fmt"] = _fmt
     sections = []
+    from mercato.report.analytics import SECTIONS as ANALYTICS
+
     with ws.warehouse() as wh:
-        for make in SECTIONS:
+        for make in [*SECTIONS[:1], *ANALYTICS, *SECTIONS[1:]]:
             section = make(ws, wh)
             if section is not None:
                 sections.append(section)
