@@ -64,11 +64,15 @@ def _analyse(ctx: DemoContext) -> dict[str, Any]:
     from mercato.analytics.cohorts import cohorts
     from mercato.analytics.funnels import funnel
     from mercato.analytics.kpis import kpis
+    from mercato.analytics.profile import profile
     from mercato.analytics.rfm import rfm
+    from mercato.analytics.segments import cluster_customers
 
     with ctx.workspace.warehouse() as wh:
+        p = profile(wh)
         k = kpis(wh, freq="month")
         r = rfm(wh)  # writes customer_rfm
+        cl = cluster_customers(wh, seed=ctx.seed)  # writes customer_clusters
         c = cohorts(wh)
         f = funnel(wh, ["view", "add_to_cart", "begin_checkout", "purchase"], per_session=True)
         paths, decay, notes = attr.paths_from_warehouse(wh)
@@ -76,6 +80,8 @@ def _analyse(ctx: DemoContext) -> dict[str, Any]:
     truth = attr.compare_with_truth(a, ctx.shop / "truth")
     top = r.table.sort_values("revenue", ascending=False).iloc[0]
     return {
+        "data_issues": len(p.summary.get("issues") or []),
+        "clusters": [str(n) for n in cl.table.name],
         "revenue": k.summary["revenue"],
         "orders": k.summary["orders"],
         "top_segment": f"{top.segment} ({top.revenue_share:.0%} of revenue)",
@@ -90,11 +96,13 @@ def _report(ctx: DemoContext) -> dict[str, Any]:
     return {"report": str(build_report(ctx.workspace))}
 
 
+ANALYSE = "analyse: profile, KPIs, RFM, clusters, cohorts, funnel, attribution"
+
 STEPS: list[tuple[str, Callable[[DemoContext], dict[str, Any]]]] = [
     ("synthesise the shop", _synth),
     ("load it into the warehouse", _load),
     ("summarise the tables", _tables),
-    ("analyse: KPIs, RFM, cohorts, funnel, attribution", _analyse),
+    (ANALYSE, _analyse),
     ("write the report", _report),
 ]
 

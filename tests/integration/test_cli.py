@@ -282,6 +282,11 @@ def test_analyze_commands_on_a_synthetic_shop(capsys, tmp_path):
     )
     code, payload = run_json(capsys, "analyze", "funnel", "view", "-w", str(ws))
     assert code == 1 and "at least two steps" in payload["message"]
+    code, payload = run_json(capsys, "analyze", "profile", "-w", str(ws))
+    assert code == 0 and payload["summary"]["rows"]["customers"] == 600
+    code, payload = run_json(capsys, "analyze", "clusters", "--k-max", "4", "-w", str(ws))
+    assert code == 0 and 2 <= payload["summary"]["k"] <= 4
+    assert all(r["description"] for r in payload["rows"])
 
 
 @pytest.mark.realdata

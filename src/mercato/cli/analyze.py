@@ -280,3 +280,68 @@ def funnel_cmd(
         )
     _show(o, result, title="Funnel")
     o.result(result.to_dict())
+
+
+@app.command("profile")
+def profile_cmd(
+    tables: Annotated[
+        str | None, typer.Option(help="Comma-separated tables (default: every model table).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Data profile: types, missing, distinct, ranges, outliers, duplicate keys, coverage,
+    references between tables, and the issues found."""
+    from mercato.analytics.profile import profile
+
+    o = Output(json_, quiet)
+    names = [t.strip() for t in tables.split(",")] if tables else None
+    with _open_wh(workspace) as wh:
+        result = profile(wh, names)
+    rows = result.summary.get("rows") or {}
+    o.table(
+        "Tables",
+        ["table", "rows"],
+        [[t, _fmt(n) if n is not None else "absent"] for t, n in rows.items()],
+    )
+    _show(
+        o,
+        result,
+        ["table", "column", "type", "missing", "distinct", "min", "max", "mean", "outliers"],
+        "Columns",
+    )
+    issues = result.summary.get("issues") or []
+    o.print(f"[bold]{len(issues)} issue(s) found[/]" if issues else "[green]No issues found[/]")
+    for issue in issues:
+        o.print(f"  - {issue}")
+    o.result(result.to_dict())
+
+
+@app.command("clusters")
+def clusters_cmd(
+    k_min: Annotated[int, typer.Option(help="Fewest clusters to try.")] = 2,
+    k_max: Annotated[int, typer.Option(help="Most clusters to try.")] = 8,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    sample: Annotated[int, typer.Option(help="Customers used to choose k (silhouette).")] = 20_000,
+    no_write: Annotated[bool, typer.Option(help="Do not write customer_clusters.")] = False,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Behavioural customer clusters, the number chosen automatically, each explained."""
+    from mercato.analytics.segments import cluster_customers
+
+    o = Output(json_, quiet)
+    with _open_wh(workspace) as wh, o.progress("clustering", None):
+        result = cluster_customers(
+            wh, k_min=k_min, k_max=k_max, seed=seed, sample=sample, write=not no_write
+        )
+    o.print(f"k = {result.summary['k']}: {result.summary.get('reason', '')}")
+    _show(
+        o,
+        result,
+        ["cluster", "name", "customers", "customer_share", "revenue_share", "description"],
+        "Clusters",
+    )
+    o.result(result.to_dict())

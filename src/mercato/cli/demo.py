@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from mercato.cli.common import JsonOpt, Output, QuietOpt, WorkspaceOpt, human_int
-from mercato.demo import DEMO_WORKSPACE, run_demo
+from mercato.demo import ANALYSE, DEMO_WORKSPACE, run_demo
 
 
 def register(app: typer.Typer) -> None:
@@ -56,7 +56,8 @@ def demo(
             for t in tables
         ],
     )
-    a = out["steps"]["analyse: KPIs, RFM, cohorts, funnel, attribution"]
+    a = out["steps"][ANALYSE]
+    o.print(f"Data profile: {a['data_issues']} issue(s); clusters: {', '.join(a['clusters'])}.")
     o.print(
         f"Revenue {a['revenue']:,.2f} from {a['orders']:,} orders; top segment {a['top_segment']}; "
         f"{a['month_1_retention']:.0%} of new customers buy again the next month; "

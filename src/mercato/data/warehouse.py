@@ -81,6 +81,7 @@ class Warehouse:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         con = ibis.duckdb.connect(path, **config)
         con.raw_sql("SET TimeZone = 'UTC'")
+        con.raw_sql("SET enable_progress_bar = false")  # Mercato shows its own progress
         return con
 
     def _connect_postgres(self, parsed):

@@ -249,4 +249,65 @@ def attribution_section(ws: Workspace, wh: Warehouse) -> Section | None:
     )
 
 
-SECTIONS = [kpis_section, rfm_section, cohorts_section, funnel_section, attribution_section]
+def profile_section(ws: Workspace, wh: Warehouse) -> Section | None:
+    from mercato.analytics.profile import profile
+
+    r = profile(wh)
+    rows = r.summary.get("rows") or {}
+    if not any(rows.values()):
+        return None
+    issues = r.summary.get("issues") or []
+    cols = ["table", "column", "type", "missing", "distinct", "min", "max", "mean", "outliers"]
+    return Section(
+        id="profile",
+        title="Data profile",
+        intro=(f"{len(issues)} issue(s) found: " + "; ".join(issues))
+        if issues
+        else "No issues found: keys are unique and every reference between tables resolves.",
+        tables=[ReportTable("Columns", cols, _rows(r, cols))],
+        notes=r.notes,
+    )
+
+
+def clusters_section(ws: Workspace, wh: Warehouse) -> Section | None:
+    from mercato.analytics.segments import cluster_customers
+
+    if not _has_orders(wh):
+        return None
+    try:
+        r = cluster_customers(wh, write=False)
+    except DataError as exc:
+        return Section(id="clusters", title="Customer clusters", notes=[exc.message])
+    rows = [
+        [
+            rec["name"],
+            rec["customers"],
+            _pct(rec["customer_share"]),
+            _pct(rec["revenue_share"]),
+            rec["description"],
+        ]
+        for rec in r.table.to_dict("records")
+    ]
+    return Section(
+        id="clusters",
+        title="Customer clusters",
+        intro=f"{r.summary['k']} behavioural clusters, chosen automatically: "
+        f"{r.summary.get('reason', '')}",
+        tables=[
+            ReportTable(
+                "Clusters", ["cluster", "customers", "share", "revenue share", "profile"], rows
+            )
+        ],
+        notes=r.notes,
+    )
+
+
+SECTIONS = [
+    profile_section,
+    kpis_section,
+    rfm_section,
+    clusters_section,
+    cohorts_section,
+    funnel_section,
+    attribution_section,
+]
