@@ -46,3 +46,10 @@ def test_bench_online_retail():
     out = bench("bench_online_retail.py", "--data-dir", str(data_dir))
     assert out["mercato"]["counts"]["customers"] == 4372
     assert out["pandas"]["customers"] == 4372
+
+
+def test_bench_attribution_tiny():
+    out = bench("bench_attribution.py", "--paths", "2000", "--skip-peer")
+    g = out["generated"]
+    assert g["markov_only_equals_all_models"] is True
+    assert g["mercato_markov"]["seconds"] >= 0

@@ -469,6 +469,11 @@ def markov(paths: Paths, *, order: int = 1, include_nulls: bool = True) -> Marko
     w = np.concatenate([weight, weight[pid[inner]], conv, nulls])
     ok = w > 0
     src, dst, w = src[ok], dst[ok], w[ok]
+    # add up identical transitions once: every solve below works on the distinct ones only
+    width = n_states + 3
+    pair, inverse = np.unique(src * width + dst, return_inverse=True)
+    w = np.bincount(inverse, weights=w)
+    src, dst = pair // width, pair % width
     size = n_states + 1
     out = np.bincount(src, weights=w, minlength=size)
     prob = w / out[src]
