@@ -186,3 +186,26 @@ def test_paths_from_warehouse(warehouse):
     assert decay["email"] == pytest.approx(1 + w_email / (w_ads + w_email))
     r = attribute(paths, time_decay=decay)
     assert np.isclose(r.table.markov.sum(), 2.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_attribution_against_the_synthetic_truth(tmp_path, seed):
+    from mercato.analytics.attribution import compare_with_truth
+    from mercato.data.ingest import ingest_folder
+    from mercato.data.synth import generate_shop
+    from mercato.data.warehouse import Warehouse
+
+    generate_shop(tmp_path, customers=3000, days=365, seed=seed)
+    wh = Warehouse("duckdb://:memory:")
+    wh.ensure_tables()
+    ingest_folder(wh, tmp_path)
+    paths, decay, notes = paths_from_warehouse(wh)
+    cmp = compare_with_truth(attribute(paths, time_decay=decay, notes=notes), tmp_path / "truth")
+    # the ranking follows the true incremental effects closely...
+    assert cmp["spearman_markov"] >= 0.9
+    # ...and where it does not, the comparison names the channels and says why
+    if not cmp["agree"]:
+        assert all(ch in cmp["explanation"] for ch in cmp["disagreeing_channels"])
+        assert "baseline purchases" in cmp["explanation"]
+    assert 0 < cmp["truly_caused_share"] < 1
