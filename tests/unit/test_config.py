@@ -46,3 +46,11 @@ def test_bad_toml_and_unknown_keys(tmp_path):
     (ws / "mercato.toml").write_text("[ingest]\nbatch_rows = 3\n")
     with pytest.raises(ConfigError, match="ingest_batch_rows"):
         Settings.load(ws)
+
+
+def test_public_surface_resolves():
+    import mercato
+
+    assert not [name for name in mercato.__all__ if not hasattr(mercato, name)]
+    with pytest.raises(AttributeError):
+        mercato.not_a_thing  # noqa: B018
