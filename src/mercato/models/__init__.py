@@ -1,0 +1,1 @@
+"""Predictive models: customer lifetime value (BG/NBD, Pareto/NBD, Gamma-Gamma) and more."""
