@@ -124,7 +124,8 @@ def rfm_expr(warehouse: Any, as_of: Any = None):
     )
     per = per.filter(per.frequency > 0)
     if as_of is None:
-        as_of_expr = known.ts.max().as_scalar() + ibis.interval(days=1)
+        # the last order in the data, guest orders included (as the summary reports it)
+        as_of_expr = o.ts.max().as_scalar() + ibis.interval(days=1)
     else:
         as_of_expr = ibis.literal(pd.Timestamp(as_of).to_pydatetime())
     per = per.mutate(
@@ -133,7 +134,9 @@ def rfm_expr(warehouse: Any, as_of: Any = None):
     per = per.mutate(
         r=_score(per.recency_days, ascending=False),
         f=_score(per.frequency, ascending=True),
-        m=_score(per.monetary, ascending=True),
+        # rounded: a float sum's last digits depend on summation order, and equal spends must
+        # share a score
+        m=_score(per.monetary.round(6), ascending=True),
     )
     per = per.mutate(fm=((per.f + per.m) / 2.0).round().cast("int64"))
     cases = [((per.r == r) & (per.fm == fm), name) for (r, fm), name in GRID.items()]

@@ -98,3 +98,37 @@ def test_cohorts_by_hand(warehouse):
 def test_cohorts_empty(warehouse):
     r = cohorts(warehouse)
     assert r.table.empty and "no customer" in r.notes[0]
+
+
+def test_equal_spend_shares_a_score_and_as_of_counts_guests(warehouse):
+    orders = pd.DataFrame(
+        {
+            "order_id": ["1", "2", "3", "4", "5", "G"],
+            "customer_id": ["a", "b", "c", "d", "e", None],
+            "ts": [
+                "2024-01-01",
+                "2024-01-02",
+                "2024-01-03",
+                "2024-01-04",
+                "2024-01-05",
+                "2024-03-01",
+            ],
+            "status": "completed",
+        }
+    )
+    lines = pd.DataFrame(
+        {
+            "order_id": ["1", "1", "2", "3", "4", "5", "G"],
+            "line_no": [1, 2, 1, 1, 1, 1, 1],
+            "product_id": "p",
+            "quantity": 1,
+            "unit_price": [0.1, 0.2, 0.3, 0.3, 5.0, 9.0, 1.0],  # a: 0.1 + 0.2, b and c: 0.3
+        }
+    )
+    ingest_frame(warehouse, "orders", orders)
+    ingest_frame(warehouse, "order_lines", lines)
+    r = rfm(warehouse)
+    per = warehouse.table("customer_rfm").execute().set_index("customer_id")
+    assert per.loc["a", "m"] == per.loc["b", "m"] == per.loc["c", "m"]
+    assert r.summary["as_of"].startswith("2024-03-02")
+    assert per.loc["e", "recency_days"] == pytest.approx(57.0)  # 2024-01-05 to 2024-03-02
