@@ -267,7 +267,6 @@ def profile_table(
         col = t[c]
         kind = kinds[c]
         aggs[f"c{i}_null"] = col.isnull().sum()
-        aggs[f"c{i}_nd"] = col.nunique()
         if kind == "string":
             aggs[f"c{i}_blank"] = (col.length() == 0).sum()  # trimming costs 5x more
         if kind in ("number", "time"):
@@ -285,6 +284,10 @@ def profile_table(
     if time_col is not None:
         aggs["days"] = _day_number(t[time_col]).nunique()
     stats = t.aggregate(**aggs).execute().iloc[0].to_dict()
+    # exact distinct counts one column at a time: each needs a hash table as large as the
+    # column's distinct values, and building them all at once multiplies the memory peak
+    for i, c in enumerate(cols):
+        stats[f"c{i}_nd"] = t[c].nunique().execute()
     rows = _int(stats["rows"])
     summary["rows"] = rows
     summary["columns"] = len(cols)
@@ -394,9 +397,13 @@ def profile_table(
     # -- 4. duplicate keys --------------------------------------------------------------------
     if spec and spec.key and all(k in kinds for k in spec.key):
         key = list(spec.key)
-        g = t.group_by(key).aggregate(n=t.count())
-        d = g.filter(g.n > 1)
-        dup = d.aggregate(keys=d.count(), rows=d.n.sum()).execute().iloc[0]
+        k0 = cols.index(key[0])
+        if len(key) == 1 and _int(stats[f"c{k0}_nd"]) == rows - _int(stats[f"c{k0}_null"]):
+            dup = {"keys": 0, "rows": 0}  # as many distinct values as rows: no duplicate
+        else:
+            g = t.group_by(key).aggregate(n=t.count())
+            d = g.filter(g.n > 1)
+            dup = d.aggregate(keys=d.count(), rows=d.n.sum()).execute().iloc[0]
         summary["duplicate_keys"] = _int(dup["keys"])
         summary["duplicate_key_rows"] = _int(dup["rows"])
         if summary["duplicate_keys"]:
