@@ -39,6 +39,18 @@ from mercato.errors import DataError
 
 SEPARATOR = " > "
 FILE_COLUMNS = ("path", "total_conversions", "total_conversion_value", "total_null")
+#: The per-channel conversions of every model, as tables show them.
+MODEL_COLUMNS = [
+    "channel",
+    "first_touch",
+    "last_touch",
+    "linear",
+    "position_based",
+    "time_decay",
+    "markov",
+    "removal_effect",
+    "shapley",
+]
 
 
 @dataclass

@@ -16,6 +16,18 @@ from mercato.analytics.base import AnalysisResult
 from mercato.analytics.rfm import order_amounts
 from mercato.errors import DataError
 
+COLUMNS = [
+    "cohort",
+    "month",
+    "cohort_size",
+    "active",
+    "retention",
+    "revenue",
+    "orders",
+    "revenue_per_customer",
+    "cumulative_revenue_per_customer",
+]
+
 
 def _month_index(ts):
     return ts.year() * 12 + ts.month() - 1
@@ -64,19 +76,7 @@ def cohorts(warehouse: Any, *, max_months: int = 24) -> AnalysisResult:
     if res.empty:
         return AnalysisResult(
             "cohorts",
-            pd.DataFrame(
-                columns=[
-                    "cohort",
-                    "month",
-                    "cohort_size",
-                    "active",
-                    "retention",
-                    "revenue",
-                    "orders",
-                    "revenue_per_customer",
-                    "cumulative_revenue_per_customer",
-                ]
-            ),
+            pd.DataFrame(columns=COLUMNS),
             {"cohorts": 0, "customers": 0},
             notes + ["no customer has a completed order: there are no cohorts"],
         )
@@ -97,19 +97,7 @@ def cohorts(warehouse: Any, *, max_months: int = 24) -> AnalysisResult:
     ].cumsum()
     res["cohort"] = [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in res.cohort_idx]
     res = res.rename(columns={"offset": "month"})
-    table = res[
-        [
-            "cohort",
-            "month",
-            "cohort_size",
-            "active",
-            "retention",
-            "revenue",
-            "orders",
-            "revenue_per_customer",
-            "cumulative_revenue_per_customer",
-        ]
-    ]
+    table = res[COLUMNS]
     m1 = table[table.month == 1]
     summary = {
         "cohorts": int(table.cohort.nunique()),

@@ -46,38 +46,19 @@ SEGMENTS = (
     "Lost",
 )
 
-#: (R, FM) -> segment
-GRID: dict[tuple[int, int], str] = {}
-for _fm, _name in zip(
-    (5, 4, 3, 2, 1),
-    ("Champions", "Champions", "Potential loyalists", "Potential loyalists", "New"),
-    strict=True,
-):
-    GRID[(5, _fm)] = _name
-for _fm, _name in zip(
-    (5, 4, 3, 2, 1),
-    ("Champions", "Loyal", "Potential loyalists", "Potential loyalists", "Promising"),
-    strict=True,
-):
-    GRID[(4, _fm)] = _name
-for _fm, _name in zip(
-    (5, 4, 3, 2, 1),
-    ("Loyal", "Loyal", "Need attention", "About to sleep", "About to sleep"),
-    strict=True,
-):
-    GRID[(3, _fm)] = _name
-for _fm, _name in zip(
-    (5, 4, 3, 2, 1),
-    ("Cannot lose them", "At risk", "At risk", "Hibernating", "Hibernating"),
-    strict=True,
-):
-    GRID[(2, _fm)] = _name
-for _fm, _name in zip(
-    (5, 4, 3, 2, 1),
-    ("Cannot lose them", "Cannot lose them", "At risk", "Lost", "Lost"),
-    strict=True,
-):
-    GRID[(1, _fm)] = _name
+#: (R, FM) -> segment; each row lists FM = 5, 4, 3, 2, 1 (the table in the module docstring)
+_ROWS = {
+    5: ("Champions", "Champions", "Potential loyalists", "Potential loyalists", "New"),
+    4: ("Champions", "Loyal", "Potential loyalists", "Potential loyalists", "Promising"),
+    3: ("Loyal", "Loyal", "Need attention", "About to sleep", "About to sleep"),
+    2: ("Cannot lose them", "At risk", "At risk", "Hibernating", "Hibernating"),
+    1: ("Cannot lose them", "Cannot lose them", "At risk", "Lost", "Lost"),
+}
+GRID: dict[tuple[int, int], str] = {
+    (r, fm): name
+    for r, names in _ROWS.items()
+    for fm, name in zip((5, 4, 3, 2, 1), names, strict=True)
+}
 
 RFM_TABLE = "customer_rfm"
 

@@ -101,17 +101,7 @@ def attribution(
     _show(
         o,
         result,
-        [
-            "channel",
-            "first_touch",
-            "last_touch",
-            "linear",
-            "position_based",
-            "time_decay",
-            "markov",
-            "removal_effect",
-            "shapley",
-        ],
+        attr.MODEL_COLUMNS,
         "Attributed conversions",
     )
     payload = result.to_dict()

@@ -19,6 +19,7 @@ escaped there) and the rest is loaded.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import csv
 import gzip
@@ -172,7 +173,7 @@ class _Batch:
     malformed: list[tuple[int, str, str]] = field(default_factory=list)  # line, reason, text
 
 
-class _Source:
+class _Source(abc.ABC):
     """A stream of batches from one file or frame, with progress in bytes or rows."""
 
     label = "row"  # how a position is named in messages
@@ -184,11 +185,12 @@ class _Source:
         self.done = 0
         self.columns: list[str] = []
 
-    def batches(self) -> Iterator[_Batch]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def batches(self) -> Iterator[_Batch]:
+        """The source's rows, batch after batch."""
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - a source with nothing to release keeps this
+        """Release the files the source holds."""
 
 
 class _CsvSource(_Source):

@@ -32,6 +32,7 @@ Models save to JSON (:meth:`BetaGeoFitter.to_dict`, :func:`model_from_dict`): ne
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import inspect
@@ -832,7 +833,7 @@ def _nan(v: Any) -> float:
 # -- estimators ----------------------------------------------------------------------------
 
 
-class _Model:
+class _Model(abc.ABC):
     """What the CLV models share: parameters, maximum likelihood, uncertainty, JSON."""
 
     _param_names: ClassVar[tuple[str, ...]] = ()
@@ -889,15 +890,18 @@ class _Model:
     def _params_array(self) -> FloatArray:
         return np.array([self.params_[k] for k in self._param_names], dtype=float)
 
-    # to be provided by the models
+    # provided by the models
+    @abc.abstractmethod
     def _ll(self, params: FloatArray, data: Data) -> FloatArray:
-        raise NotImplementedError
+        """Per-customer log-likelihood at ``params``."""
 
     def _ll_grad(self, params: FloatArray, data: Data) -> tuple[FloatArray, FloatArray]:
-        raise NotImplementedError
+        """Log-likelihood and its gradient; called only when ``_has_grad`` is True."""
+        raise TypeError(f"{type(self).__name__} has no analytic gradient (_has_grad is False)")
 
+    @abc.abstractmethod
     def _start(self, data: Data, w: FloatArray) -> FloatArray:
-        raise NotImplementedError
+        """Starting parameters for the optimiser."""
 
     def _validate_init(self) -> None:
         pen = self.penalizer_coef
@@ -1417,14 +1421,17 @@ class _TransactionModel(_Model):
         like = _like(t)
         return _wrap(self._unconditional(_horizon(t)), like)
 
+    @abc.abstractmethod
     def _conditional(self, t: FloatArray, x: FloatArray, tx: FloatArray, T: FloatArray) -> Any:
-        raise NotImplementedError
+        """Expected purchases in ``t`` given a customer's history."""
 
+    @abc.abstractmethod
     def _p_alive(self, x: FloatArray, tx: FloatArray, T: FloatArray) -> FloatArray:
-        raise NotImplementedError
+        """Probability that the customer is still active."""
 
+    @abc.abstractmethod
     def _unconditional(self, t: FloatArray) -> FloatArray:
-        raise NotImplementedError
+        """Expected purchases in ``t`` for a new customer."""
 
 
 class _GeoModel(_TransactionModel):

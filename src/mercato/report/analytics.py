@@ -196,17 +196,7 @@ def attribution_section(ws: Workspace, wh: Warehouse) -> Section | None:
         r = attr.attribute(paths, time_decay=decay, notes=notes)
     except DataError as exc:
         return Section(id="attribution", title="Channel attribution", notes=[exc.message])
-    cols = [
-        "channel",
-        "first_touch",
-        "last_touch",
-        "linear",
-        "position_based",
-        "time_decay",
-        "markov",
-        "removal_effect",
-        "shapley",
-    ]
+    cols = attr.MODEL_COLUMNS
     tables = [ReportTable("Attributed conversions", cols, _rows(r, cols))]
     extra = []
     truth = _truth_dir(ws)
