@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 
@@ -42,3 +43,40 @@ def machine() -> dict[str, Any]:
         "machine": platform.machine(),
         "system": platform.system(),
     }
+
+
+def peer_python(
+    venv: Path, requirements: list[str], packages: list[str], *, note: str = ""
+) -> tuple[str, dict[str, str]]:
+    """A peer's own virtualenv: its interpreter and the versions of ``packages`` in it.
+
+    The venv is created and ``requirements`` pip-installed into it when a package is missing
+    or a pinned version (``name==x.y``) differs; the peer is never a dependency of Mercato.
+    """
+    py = venv / "bin" / "python"
+    probe = (
+        "import importlib.metadata as m, json; "
+        f"print(json.dumps({{p: m.version(p) for p in {packages!r}}}))"
+    )
+    pins = dict(r.split("==", 1) for r in requirements if "==" in r)
+
+    def versions() -> dict[str, str] | None:
+        if not py.exists():
+            return None
+        r = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, check=False)
+        return json.loads(r.stdout) if r.returncode == 0 else None
+
+    found = versions()
+    if found is None or any(found.get(p) != v for p, v in pins.items()):
+        print(f"installing {' '.join(requirements)} into {venv}{note}...", file=sys.stderr)
+        if not py.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(py), "-m", "pip", "install", "--quiet", *requirements],
+            check=True,
+            stdout=sys.stderr,
+        )
+        found = versions()
+        if found is None:
+            raise SystemExit(f"{', '.join(packages)} did not install into {venv}")
+    return str(py), found

@@ -47,6 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import machine, measure  # noqa: E402
+from _harness import peer_python as _peer_python
 
 HERE = Path(__file__).resolve().parent
 PEER_VENV = HERE / ".peer-venv"
@@ -292,29 +293,10 @@ def run(python: str, which: str, paths_file: Path, tmp: Path, *extra: str) -> di
 
 def peer_python(venv: Path) -> tuple[str, str]:
     """The peer venv's interpreter (creating the venv and installing the peer if needed)."""
-    py = venv / "bin" / "python"
-    probe = "import importlib.metadata as m; print(m.version('ChannelAttribution'))"
-
-    def version() -> str | None:
-        if not py.exists():
-            return None
-        r = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, check=False)
-        return r.stdout.strip() if r.returncode == 0 else None
-
-    found = version()
-    if found is None:
-        print(f"installing ChannelAttribution into {venv} (compiles C++)...", file=sys.stderr)
-        if not py.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(py), "-m", "pip", "install", "--quiet", *PEER_REQUIREMENTS],
-            check=True,
-            stdout=sys.stderr,
-        )
-        found = version()
-        if found is None:
-            raise SystemExit(f"ChannelAttribution did not install into {venv}")
-    return str(py), found
+    py, found = _peer_python(
+        venv, PEER_REQUIREMENTS, ["ChannelAttribution"], note=" (compiles C++)"
+    )
+    return py, found["ChannelAttribution"]
 
 
 # -- comparison --------------------------------------------------------------------------------

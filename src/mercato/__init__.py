@@ -5,10 +5,8 @@ The public surface is what ``__all__`` lists; everything else may change without
 
 __version__ = "0.1.0"
 
-from mercato.config import Settings  # noqa: E402
-from mercato.data.ingest import IngestReport, Mapping, ingest_file, ingest_frame  # noqa: E402
-from mercato.data.schema import TABLES, get_table  # noqa: E402
-from mercato.data.warehouse import Warehouse  # noqa: E402
+from typing import TYPE_CHECKING
+
 from mercato.errors import (  # noqa: E402
     AuthError,
     ConfigError,
@@ -19,10 +17,26 @@ from mercato.errors import (  # noqa: E402
     NotFittedError,
     WorkspaceError,
 )
-from mercato.workspace import Workspace  # noqa: E402
 
-#: Analyses, imported on first use (they pull in scipy and scikit-learn).
+if TYPE_CHECKING:  # the names below load on first use (see _LAZY)
+    from mercato.config import Settings
+    from mercato.data.ingest import IngestReport, Mapping, ingest_file, ingest_frame
+    from mercato.data.schema import TABLES, get_table
+    from mercato.data.warehouse import Warehouse
+    from mercato.workspace import Workspace
+
+#: Public names imported on first use: ``import mercato`` (or a web worker importing a model
+#: module) does not load the engine stack (DuckDB, Ibis, pyarrow) nor scipy and scikit-learn.
 _LAZY = {
+    "Settings": "mercato.config",
+    "IngestReport": "mercato.data.ingest",
+    "Mapping": "mercato.data.ingest",
+    "ingest_file": "mercato.data.ingest",
+    "ingest_frame": "mercato.data.ingest",
+    "TABLES": "mercato.data.schema",
+    "get_table": "mercato.data.schema",
+    "Warehouse": "mercato.data.warehouse",
+    "Workspace": "mercato.workspace",
     "profile": "mercato.analytics.profile",
     "kpis": "mercato.analytics.kpis",
     "rfm": "mercato.analytics.rfm",

@@ -29,8 +29,9 @@ Definitions
   unknown, ...).
 
 Every statistic is an Ibis expression run by the warehouse engine: one aggregate query for the
-column statistics of a table, one for outliers, one for top values, one for duplicate keys, one
-for date coverage and one per referential check. Only the small results reach pandas.
+column statistics of a table (the quantiles of a column as one list-valued quantile), one
+exact distinct count per column, one for outliers, one for top values, one for duplicate keys,
+one for date coverage and one per referential check. Only the small results reach pandas.
 """
 
 from __future__ import annotations
@@ -276,8 +277,8 @@ def profile_table(
             fcol = col.cast("float64")
             aggs[f"c{i}_mean"] = fcol.mean()
             aggs[f"c{i}_std"] = fcol.std()
-            for q, p in QUANTILES:
-                aggs[f"c{i}_{q}"] = fcol.quantile(p)
+            # one list-valued quantile per column: the engine sorts (or sketches) it once
+            aggs[f"c{i}_quantiles"] = fcol.quantile([p for _, p in QUANTILES])
             if c in minimum:
                 aggs[f"c{i}_below"] = (col < minimum[c]).sum()
     time_col = spec.time_column if spec and spec.time_column in kinds else None
@@ -313,8 +314,10 @@ def profile_table(
         if kind == "number":
             rec["mean"] = _num(stats[f"c{i}_mean"])
             rec["std"] = _num(stats[f"c{i}_std"])
-            for q, _ in QUANTILES:
-                rec[q] = _num(stats[f"c{i}_{q}"])
+            values = stats[f"c{i}_quantiles"]
+            values = [] if values is None else list(values)
+            for j, (q, _) in enumerate(QUANTILES):
+                rec[q] = _num(values[j]) if j < len(values) else None
         records.append(rec)
         if not rows:
             continue

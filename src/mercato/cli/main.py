@@ -15,9 +15,11 @@ import typer
 
 from mercato import __version__
 from mercato.cli import analyze as analyze_cmd
+from mercato.cli import clv as clv_cmd
 from mercato.cli import datasets as datasets_cmd
 from mercato.cli import demo as demo_cmd
 from mercato.cli import ingest as ingest_cmd
+from mercato.cli import models as models_cmd
 from mercato.cli import report as report_cmd
 from mercato.cli import synth as synth_cmd
 from mercato.cli import workspace as workspace_cmd
@@ -52,6 +54,8 @@ ingest_cmd.register(app)
 synth_cmd.register(app)
 app.add_typer(datasets_cmd.app, name="datasets")
 app.add_typer(analyze_cmd.app, name="analyze")
+app.add_typer(clv_cmd.app, name="clv")
+app.add_typer(models_cmd.app, name="models")
 report_cmd.register(app)
 demo_cmd.register(app)
 

@@ -298,6 +298,8 @@ TABLES: dict[str, Table] = {
 DERIVED_PERSON_TABLES: dict[str, str] = {
     "customer_rfm": "customer_id",
     "customer_clusters": "customer_id",
+    "customer_clv": "customer_id",
+    "customer_uplift": "customer_id",
 }
 
 

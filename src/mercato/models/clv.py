@@ -52,10 +52,12 @@ from mercato.errors import DataError, NotFittedError
 __all__ = [
     "BetaGeoFitter",
     "GammaGammaFitter",
+    "discounted_expected_purchases",
     "ModifiedBetaGeoFitter",
     "ParetoNBDFitter",
     "holdout_evaluation",
     "model_from_dict",
+    "purchase_days",
     "rfm_summary",
     "summary_from_warehouse",
     "tracking_cumulative",
@@ -300,6 +302,81 @@ def rfm_summary(
     return out
 
 
+def purchase_days(warehouse: Any, end: Any) -> tuple[pd.DataFrame, list[str]]:
+    """Each known customer's completed purchases per day up to ``end`` (included), from the engine.
+
+    Order amounts (sum of quantity x unit price of the order's lines) are added per customer
+    and day in the engine; guest orders (no customer id), orders that are not ``completed``
+    (cancellations, returns) and customers who objected to profiling
+    (:func:`mercato.data.consent.allowed`) are left out, and the notes say how many.
+
+    Returns
+    -------
+    (DataFrame, list of str)
+        Columns ``customer_id``, ``day``, ``value`` and ``orders``; notes on what was left out.
+
+    Raises
+    ------
+    DataError
+        No orders, or no completed order of a known customer up to ``end``.
+    """
+    import ibis
+
+    from mercato.analytics.rfm import order_amounts
+    from mercato.data.consent import allowed
+
+    end = _day(end, "end")
+    limit = ibis.literal((end + pd.Timedelta(days=1)).to_pydatetime())
+    o = order_amounts(warehouse)
+    stats = (
+        o.aggregate(
+            orders=o.count(),
+            guest=(o.customer_id.isnull() & (o.status == "completed")).ifelse(1, 0).sum(),
+            other=(o.status != "completed").ifelse(1, 0).sum(),
+            later=(o.ts >= limit).ifelse(1, 0).sum(),
+        )
+        .execute()
+        .iloc[0]
+    )
+    counts = {key: _count(stats[key]) for key in ("orders", "guest", "other", "later")}
+    if counts["orders"] == 0:
+        raise DataError(
+            "no orders in the warehouse: CLV needs purchases",
+            hint="load orders and order_lines (mercato ingest, datasets load or synth --load)",
+        )
+    o, objected = allowed(warehouse, o, "profiling")
+    n_objected = _count(objected.execute())
+    keep = o.filter(o.customer_id.notnull(), o.status == "completed", o.ts < limit)
+    per = keep.group_by(["customer_id", keep.ts.date().name("day")]).aggregate(
+        value=keep.amount.sum(), orders=keep.count()
+    )
+    df = per.execute()
+    if df.empty:
+        raise DataError(
+            f"no completed order of a known customer on or before {end.date()}",
+            hint="load orders and order_lines (mercato ingest, datasets load or synth --load)",
+        )
+    notes: list[str] = []
+    if n_objected:
+        notes.append(f"{n_objected:,} customers who objected to profiling (consents) are left out")
+    if counts["guest"]:
+        notes.append(f"{counts['guest']:,} guest orders without a customer id are left out")
+    if counts["other"]:
+        notes.append(
+            f"{counts['other']:,} orders that are not completed (cancellations, returns) "
+            "are not purchases here"
+        )
+    if counts["later"]:
+        notes.append(f"{counts['later']:,} orders after {end.date()} are not used")
+    same_day = int(df["orders"].sum()) - len(df)
+    if same_day:
+        notes.append(
+            f"{same_day:,} orders on a day the customer already ordered on were merged into "
+            "that day's purchase (purchases are counted by day)"
+        )
+    return df, notes
+
+
 def summary_from_warehouse(
     warehouse: Any,
     calibration_end: Any,
@@ -346,57 +423,9 @@ def summary_from_warehouse(
     >>> s.loc["a", ["frequency", "recency", "T", "monetary_value"]].tolist()
     [1.0, 2.0, 4.0, 9.0]
     """
-    import ibis
-
-    from mercato.analytics.rfm import order_amounts
-
     cal = _day(calibration_end, "calibration_end")
     obs = None if observation_end is None else _day(observation_end, "observation_end")
-    end = obs if obs is not None else cal
-    limit = ibis.literal((end + pd.Timedelta(days=1)).to_pydatetime())
-    o = order_amounts(warehouse)
-    stats = (
-        o.aggregate(
-            orders=o.count(),
-            guest=(o.customer_id.isnull() & (o.status == "completed")).ifelse(1, 0).sum(),
-            other=(o.status != "completed").ifelse(1, 0).sum(),
-            later=(o.ts >= limit).ifelse(1, 0).sum(),
-        )
-        .execute()
-        .iloc[0]
-    )
-    counts = {key: _count(stats[key]) for key in ("orders", "guest", "other", "later")}
-    if counts["orders"] == 0:
-        raise DataError(
-            "no orders in the warehouse: CLV needs purchases",
-            hint="load orders and order_lines (mercato ingest, datasets load or synth --load)",
-        )
-    keep = o.filter(o.customer_id.notnull(), o.status == "completed", o.ts < limit)
-    per = keep.group_by(["customer_id", keep.ts.date().name("day")]).aggregate(
-        value=keep.amount.sum(), orders=keep.count()
-    )
-    df = per.execute()
-    if df.empty:
-        raise DataError(
-            f"no completed order of a known customer on or before {end.date()}",
-            hint="load orders and order_lines (mercato ingest, datasets load or synth --load)",
-        )
-    notes: list[str] = []
-    if counts["guest"]:
-        notes.append(f"{counts['guest']:,} guest orders without a customer id are left out")
-    if counts["other"]:
-        notes.append(
-            f"{counts['other']:,} orders that are not completed (cancellations, returns) "
-            "are not purchases here"
-        )
-    if counts["later"]:
-        notes.append(f"{counts['later']:,} orders after {end.date()} are not used")
-    same_day = int(df["orders"].sum()) - len(df)
-    if same_day:
-        notes.append(
-            f"{same_day:,} orders on a day the customer already ordered on were merged into "
-            "that day's purchase (purchases are counted by day)"
-        )
+    df, notes = purchase_days(warehouse, obs if obs is not None else cal)
     summary = rfm_summary(
         df,
         customer_col="customer_id",
@@ -1855,38 +1884,75 @@ class GammaGammaFitter(_Model):
             frequency, recency, T = frame["frequency"], frame["recency"], frame["T"]
         if monetary_value is None:
             raise DataError("monetary_value is needed for CLV", column="monetary_value")
-        if not (isinstance(time_months, int | np.integer) and time_months > 0):
-            raise DataError(
-                "time_months must be a whole number of months > 0",
-                column="time_months",
-                value=time_months,
-                expected="> 0",
-            )
-        if not (math.isfinite(discount_rate_monthly) and discount_rate_monthly >= 0):
-            raise DataError(
-                "discount_rate_monthly must be >= 0",
-                column="discount_rate_monthly",
-                value=discount_rate_monthly,
-            )
-        if not (math.isfinite(freq_days) and freq_days > 0):
-            raise DataError("freq_days must be > 0", column="freq_days", value=freq_days)
         like = _like(frequency, recency, T, monetary_value)
         spend = np.asarray(self.conditional_expected_average_profit(frequency, monetary_value))
-        month = DAYS_PER_MONTH / freq_days
-        x, tx, t_end, _ = transaction_model._inputs(frequency, recency, T, fit=False)
-        shape = np.broadcast_shapes(x.shape, spend.shape)
-        # purchases depend on (x, t_x, T) only: computed once per distinct customer history
-        (xu, txu, tu), inverse = _unique_rows(
-            [np.ravel(np.broadcast_to(v, shape)) for v in (x, tx, t_end)]
+        discounted = discounted_expected_purchases(
+            transaction_model,
+            frequency,
+            recency,
+            T,
+            time_months=time_months,
+            discount_rate_monthly=discount_rate_monthly,
+            freq_days=freq_days,
         )
-        discounted = np.zeros(len(xu))
-        previous = np.zeros(len(xu))
-        for k in range(1, int(time_months) + 1):
-            now = transaction_model._conditional(np.full(len(xu), k * month), xu, txu, tu)
-            discounted += (now - previous) / (1 + discount_rate_monthly) ** k
-            previous = now
-        total = spend * discounted[inverse].reshape(shape)
+        total = spend * np.asarray(discounted)
         return _wrap(total, like)
+
+
+def discounted_expected_purchases(
+    transaction_model: Any,
+    frequency: Any,
+    recency: Any = None,
+    T: Any = None,
+    *,
+    time_months: int = 12,
+    discount_rate_monthly: float = 0.01,
+    freq_days: float = 7.0,
+) -> Any:
+    """Each customer's expected purchases month by month over ``time_months``, discounted.
+
+    The sum over months k = 1..n of (E[purchases by month k] - E[by month k-1]) / (1 + d)^k:
+    multiplied by the expected spend per purchase it gives the discounted CLV
+    (:meth:`GammaGammaFitter.customer_lifetime_value`).
+
+    Examples
+    --------
+    >>> bg = BetaGeoFitter.from_dict({"model": "BetaGeoFitter",
+    ...     "params": {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}})
+    >>> round(float(discounted_expected_purchases(bg, 2, 30.43, 38.86)), 4)
+    1.1393
+    """
+    _check_transaction_model(transaction_model)
+    if not (isinstance(time_months, int | np.integer) and time_months > 0):
+        raise DataError(
+            "time_months must be a whole number of months > 0",
+            column="time_months",
+            value=time_months,
+            expected="> 0",
+        )
+    if not (math.isfinite(discount_rate_monthly) and discount_rate_monthly >= 0):
+        raise DataError(
+            "discount_rate_monthly must be >= 0",
+            column="discount_rate_monthly",
+            value=discount_rate_monthly,
+        )
+    if not (math.isfinite(freq_days) and freq_days > 0):
+        raise DataError("freq_days must be > 0", column="freq_days", value=freq_days)
+    like = _like(frequency, recency, T)
+    month = DAYS_PER_MONTH / freq_days
+    x, tx, t_end, _ = transaction_model._inputs(frequency, recency, T, fit=False)
+    shape = np.broadcast_shapes(x.shape, tx.shape, t_end.shape)
+    # purchases depend on (x, t_x, T) only: computed once per distinct customer history
+    (xu, txu, tu), inverse = _unique_rows(
+        [np.ravel(np.broadcast_to(v, shape)) for v in (x, tx, t_end)]
+    )
+    discounted = np.zeros(len(xu))
+    previous = np.zeros(len(xu))
+    for k in range(1, int(time_months) + 1):
+        now = transaction_model._conditional(np.full(len(xu), k * month), xu, txu, tu)
+        discounted += (now - previous) / (1 + discount_rate_monthly) ** k
+        previous = now
+    return _wrap(discounted[inverse].reshape(shape), like)
 
 
 def _check_transaction_model(model: Any) -> None:

@@ -37,6 +37,7 @@ class Section:
     intro: str = ""
     tables: list[ReportTable] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    charts: list[Any] = field(default_factory=list)  # mercato.report.charts.LineChart
 
 
 def _fmt(v: Any) -> str:
@@ -194,9 +195,10 @@ def build_report(ws: Workspace, out: str | Path | None = None) -> Path:
     env.filters["fmt"] = _fmt
     sections = []
     from mercato.report.analytics import SECTIONS as ANALYTICS
+    from mercato.report.models import SECTIONS as MODELS
 
     with ws.warehouse() as wh:
-        for make in [*SECTIONS[:1], *ANALYTICS, *SECTIONS[1:]]:
+        for make in [*SECTIONS[:1], *ANALYTICS, *MODELS, *SECTIONS[1:]]:
             section = make(ws, wh)
             if section is not None:
                 sections.append(section)
