@@ -234,7 +234,7 @@ def _measure_cpu(fn: Any) -> dict[str, Any]:
     return out
 
 
-def child_mercato(db: str, result: str) -> None:
+def child_mercato(db: str, result: str, threads: int | None = None) -> None:
     from mercato.analytics.cohorts import cohorts
     from mercato.analytics.funnels import funnel
     from mercato.analytics.kpis import kpis
@@ -248,6 +248,8 @@ def child_mercato(db: str, result: str) -> None:
     def go() -> dict[str, Any]:
         t = time.perf_counter()
         wh = Warehouse(f"duckdb://{db}")
+        if threads:  # to measure the engine per core (pandas uses one)
+            wh.con.raw_sql(f"SET threads = {int(threads)}")
         steps["open"] = time.perf_counter() - t
         calls = {
             "profile": lambda: profile(wh),
@@ -792,6 +794,12 @@ def main() -> None:
     ap.add_argument(
         "--repeat", type=int, default=1, help="run each contender N times, report the fastest"
     )
+    ap.add_argument(
+        "--mercato-threads",
+        type=int,
+        help="DuckDB threads for Mercato (default: all cores); 1 measures it per core",
+    )
+    ap.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--shop", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
@@ -805,7 +813,7 @@ def main() -> None:
         child_load(a.shop, a.db)
         return
     if a.child == "mercato":
-        child_mercato(a.db, a.result)
+        child_mercato(a.db, a.result, a.threads)
         return
     if a.child == "pandas":
         child_pandas(a.shop, a.spec, a.result)
@@ -851,6 +859,8 @@ def main() -> None:
             for who in ("mercato", "pandas"):
                 out_file = work / f"{who}.result.json"
                 args = ["--db", str(db)] if who == "mercato" else ["--shop", str(shop)]
+                if who == "mercato" and a.mercato_threads:
+                    args += ["--threads", str(a.mercato_threads)]
                 runs[who].append(
                     run_child(
                         __file__, who, *args, "--spec", str(synth_file), "--result", str(out_file)
@@ -877,7 +887,7 @@ def main() -> None:
                 "benchmark": "analytics",
                 "claim": CLAIM,
                 "machine": machine(),
-                "parameters": params,
+                "parameters": {**params, "mercato_threads": a.mercato_threads or os.cpu_count()},
                 "sizes": {
                     "customers": rows["customers"],
                     "events": rows["events"],

@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # the names below load on first use (see _LAZY)
     from mercato.data.ingest import IngestReport, Mapping, ingest_file, ingest_frame
     from mercato.data.schema import TABLES, get_table
     from mercato.data.warehouse import Warehouse
+    from mercato.models.lifetime import run_clv
+    from mercato.models.registry import ModelRegistry
     from mercato.workspace import Workspace
 
 #: Public names imported on first use: ``import mercato`` (or a web worker importing a model
@@ -50,6 +52,8 @@ _LAZY = {
     "load_dataset": "mercato.data.datasets",
     "build_report": "mercato.report.build",
     "run_demo": "mercato.demo",
+    "run_clv": "mercato.models.lifetime",
+    "ModelRegistry": "mercato.models.registry",
 }
 
 
@@ -75,6 +79,7 @@ __all__ = [
     "profile",
     "read_paths_file",
     "rfm",
+    "run_clv",
     "run_demo",
     "AuthError",
     "ConfigError",
@@ -82,6 +87,7 @@ __all__ = [
     "DataError",
     "DatasetNotFoundError",
     "IngestReport",
+    "ModelRegistry",
     "Mapping",
     "MercatoError",
     "NotFittedError",

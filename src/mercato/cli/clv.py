@@ -14,8 +14,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-#: Registry name of the transaction model; the spend model is saved as ``<name>-spend``.
-DEFAULT_NAME = "clv"
+DEFAULT_NAME = "clv"  # registry name of the transaction model (mercato.models.lifetime)
 
 
 @app.command("run")
@@ -71,7 +70,7 @@ def run_cmd(
     From the workspace the scores go to the table customer_clv and the models to the registry
     (``mercato models list``); from a file, scores go to --output only.
     """
-    from mercato.models.lifetime import read_transactions, run_clv
+    from mercato.models.lifetime import read_transactions, run_clv, save_run
 
     o = Output(json_, quiet)
     steps = 6
@@ -122,48 +121,6 @@ def run_cmd(
         run.scores.to_csv(output, index=False)
     _show(o, run, saved, output)
     o.result({**run.to_dict(), "saved": saved, "output": str(output) if output else None})
-
-
-def save_run(ws: Any, wh: Any, run: Any, *, name: str = DEFAULT_NAME) -> dict[str, Any]:
-    """Save the run's models to the registry and its scores to ``customer_clv``."""
-    from mercato.models.lifetime import write_scores
-    from mercato.models.registry import ModelRegistry
-
-    reg = ModelRegistry(ws)
-    ids = run.scores["customer_id"].tolist()
-    window = {
-        "first_day": run.summary["first_day"],
-        "calibration_end": run.summary["calibration_end"],
-        "observation_end": run.summary["observation_end"],
-    }
-    metrics = {"log_likelihood": run.summary["log_likelihood"]}
-    metrics.update({f"holdout_{k}": v for k, v in (run.summary.get("holdout") or {}).items()})
-    mv = reg.save(
-        run.model,
-        name=name,
-        kind="clv",
-        metrics=metrics,
-        params={"model": run.summary["model"], "time_unit_days": run.summary["time_unit_days"]},
-        data_window=window,
-        customers=ids,
-        notes=run.notes,
-        # what the report shows: summary, holdout and tracking tables, deciles (no customer ids)
-        documents={"evaluation.json": run.to_dict(top=0)},
-    )
-    out: dict[str, Any] = {"model": f"{name}@v{mv.version}"}
-    if run.spend_model is not None:
-        sv = reg.save(
-            run.spend_model,
-            name=f"{name}-spend",
-            kind="clv-spend",
-            params={"transaction_model": out["model"]},
-            data_window=window,
-            customers=ids,
-        )
-        out["spend_model"] = f"{name}-spend@v{sv.version}"
-    out["table"] = "customer_clv"
-    out["rows"] = write_scores(wh, run, model_ref=out["model"])
-    return out
 
 
 def _show(o: Output, run: Any, saved: dict[str, Any], output: Path | None) -> None:

@@ -22,6 +22,7 @@ from mercato.cli import ingest as ingest_cmd
 from mercato.cli import models as models_cmd
 from mercato.cli import report as report_cmd
 from mercato.cli import synth as synth_cmd
+from mercato.cli import uplift as uplift_cmd
 from mercato.cli import workspace as workspace_cmd
 from mercato.errors import MercatoError
 
@@ -56,6 +57,7 @@ app.add_typer(datasets_cmd.app, name="datasets")
 app.add_typer(analyze_cmd.app, name="analyze")
 app.add_typer(clv_cmd.app, name="clv")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(uplift_cmd.app, name="uplift")
 report_cmd.register(app)
 demo_cmd.register(app)
 

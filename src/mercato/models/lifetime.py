@@ -60,6 +60,7 @@ __all__ = [
     "ClvRun",
     "read_transactions",
     "run_clv",
+    "save_run",
     "write_scores",
 ]
 
@@ -645,3 +646,49 @@ def write_scores(warehouse: Any, run: ClvRun, *, model_ref: str | None = None) -
     frame["scored_at"] = pd.Timestamp(dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0))
     warehouse.create_table_from(SCORES_TABLE, ibis.memtable(frame))
     return len(frame)
+
+
+def save_run(ws: Any, wh: Any, run: Any, *, name: str = "clv") -> dict[str, Any]:
+    """Save the run's models to the registry and its scores to ``customer_clv``.
+
+    The transaction model is saved as ``name`` (kind ``clv``) with the run's evaluation (what
+    the report shows, without customer ids) and the spend model as ``<name>-spend``; returns
+    the references (``clv@v3``...), the table and the rows written.
+    """
+    from mercato.models.registry import ModelRegistry
+
+    reg = ModelRegistry(ws)
+    ids = run.scores["customer_id"].tolist()
+    window = {
+        "first_day": run.summary["first_day"],
+        "calibration_end": run.summary["calibration_end"],
+        "observation_end": run.summary["observation_end"],
+    }
+    metrics = {"log_likelihood": run.summary["log_likelihood"]}
+    metrics.update({f"holdout_{k}": v for k, v in (run.summary.get("holdout") or {}).items()})
+    mv = reg.save(
+        run.model,
+        name=name,
+        kind="clv",
+        metrics=metrics,
+        params={"model": run.summary["model"], "time_unit_days": run.summary["time_unit_days"]},
+        data_window=window,
+        customers=ids,
+        notes=run.notes,
+        # what the report shows: summary, holdout and tracking tables, deciles (no customer ids)
+        documents={"evaluation.json": run.to_dict(top=0)},
+    )
+    out: dict[str, Any] = {"model": f"{name}@v{mv.version}"}
+    if run.spend_model is not None:
+        sv = reg.save(
+            run.spend_model,
+            name=f"{name}-spend",
+            kind="clv-spend",
+            params={"transaction_model": out["model"]},
+            data_window=window,
+            customers=ids,
+        )
+        out["spend_model"] = f"{name}-spend@v{sv.version}"
+    out["table"] = "customer_clv"
+    out["rows"] = write_scores(wh, run, model_ref=out["model"])
+    return out

@@ -16,13 +16,17 @@ from mercato.report.build import ReportTable, Section
 from mercato.report.charts import LineChart, Series
 from mercato.workspace import Workspace
 
-__all__ = ["SECTIONS", "clv_section"]
+__all__ = ["SECTIONS", "clv_section", "uplift_section"]
 
 
 def _g(v: Any, digits: int = 4) -> Any:
     if isinstance(v, float):
         return float(f"{v:.{digits}g}")
     return v
+
+
+def _sig(v: Any) -> str:
+    return "" if v is None else f"{v:.4g}"
 
 
 def clv_section(ws: Workspace, wh: Warehouse) -> Section | None:
@@ -36,8 +40,8 @@ def clv_section(ws: Workspace, wh: Warehouse) -> Section | None:
     if not ev:
         return None
     s = ev["summary"]
-    params = [
-        [k, _g(p["value"]), _g(p["se"]), _g(p["lower_95"]), _g(p["upper_95"])]
+    params = [  # four significant digits (the table's number format would show two decimals)
+        [k, *(_sig(p[c]) for c in ("value", "se", "lower_95", "upper_95"))]
         for k, p in {**s["parameters"], **(s.get("spend_parameters") or {})}.items()
     ]
     tables = [
@@ -133,4 +137,107 @@ def clv_section(ws: Workspace, wh: Warehouse) -> Section | None:
     )
 
 
-SECTIONS: list[Callable[[Workspace, Warehouse], Section | None]] = [clv_section]
+def uplift_section(ws: Workspace, wh: Warehouse) -> Section | None:
+    """Every uplift model (newest version): learners on the held-out part, Qini, truth, plan."""
+    reg = ModelRegistry(ws)
+    versions = [v for v in reg.latest() if v.kind == "uplift"]
+    if not versions:
+        return None
+    tables: list[ReportTable] = []
+    charts: list[LineChart] = []
+    notes: list[str] = []
+    intro_parts = []
+    for mv in versions:
+        window = mv.manifest.get("data_window") or {}
+        learner = (mv.manifest.get("params") or {}).get("learner")
+        intro_parts.append(
+            f"{mv.name} v{mv.version}: campaign {window.get('campaign')}, outcome "
+            f"{window.get('outcome')}, learner {learner}, trained on "
+            f"{mv.manifest.get('customers') or 0:,} exposed customers."
+        )
+        ev = reg.document(mv.name, "evaluation.json", mv.version)
+        if ev:
+            s = ev["summary"]
+            tables.append(
+                ReportTable(
+                    f"{mv.name}: learners on the held-out {s['test_size']:.0%} "
+                    f"({s['test_rows']:,} rows, seed {s['seed']}); the chosen one is marked",
+                    ["learner", "treatment", f"uplift@{s['k']:.0%}", "Qini AUC", "uplift AUC"],
+                    [
+                        [
+                            r["name"] + (" (chosen)" if r["best"] else ""),
+                            r["treatment"],
+                            _sig(r["uplift_at_k"]),
+                            _sig(r["qini_auc"]),
+                            _sig(r["uplift_auc"]),
+                        ]
+                        for r in ev["rows"]
+                    ],
+                )
+            )
+            bal = s.get("balance") or {}
+            flagged = bal.get("flagged") or []
+            notes.append(
+                f"{mv.name}: treatment and control "
+                + ("are balanced" if bal.get("balanced") else "are NOT balanced")
+                + f" ({len(flagged)} feature(s) with |SMD| > {bal.get('smd_threshold', 0.1)})"
+                + (
+                    f"; sample-ratio test p = {bal['srm']['p_value']:.3g}"
+                    if isinstance(bal.get("srm"), dict) and "p_value" in bal["srm"]
+                    else ""
+                )
+                + "."
+            )
+            for treatment, curve in (ev.get("qini") or {}).items():
+                x, y = curve["x"], curve["y"]
+                if len(x) < 2:
+                    continue
+                charts.append(
+                    LineChart(
+                        f"{mv.name}: Qini curve of {treatment} on the held-out rows",
+                        "customers targeted (best predicted uplift first)",
+                        "incremental outcomes",
+                        [
+                            Series("model", x, y),
+                            Series("random", [x[0], x[-1]], [y[0], y[-1]], dashed=True),
+                        ],
+                    )
+                )
+            for treatment, t in (ev.get("truth") or {}).items():
+                notes.append(
+                    f"{mv.name}, {treatment}, against the synthetic shop's true effects "
+                    f"({t['customers']:,} held-out customers): correlation {t['pearson']:.3f}; "
+                    f"targeting the top {t['k']:.0%} captures {t['oracle_share_captured']:.0%} "
+                    f"of the oracle's incremental conversions (random: {t['random_share']:.0%})."
+                )
+        plan = reg.document(mv.name, "plan.json", mv.version)
+        if plan:
+            p = plan["summary"]
+            what = "conversions" if p.get("objective") == "conversions" else "revenue"
+            tables.append(
+                ReportTable(
+                    f"{mv.name}: contact plan (cost {p['contact_cost']:g} a contact, value "
+                    f"{p['value']:g})",
+                    ["treatment", "contacts", f"expected incremental {what}"],
+                    [
+                        [t, v["contacts"], _sig(v[f"expected_incremental_{what}"])]
+                        for t, v in p["per_treatment"].items()
+                    ],
+                )
+            )
+            notes.append(f"{mv.name}: the plan stopped because {p['stopped_by']}.")
+    if wh.has_table("customer_uplift"):
+        intro_parts.append(
+            f"Per-customer uplift: table customer_uplift ({wh.count('customer_uplift'):,} rows)."
+        )
+    return Section(
+        id="uplift",
+        title="Campaign uplift",
+        intro=" ".join(intro_parts),
+        tables=tables,
+        charts=charts,
+        notes=notes,
+    )
+
+
+SECTIONS: list[Callable[[Workspace, Warehouse], Section | None]] = [clv_section, uplift_section]
