@@ -64,6 +64,23 @@ def demo(
         f"{a['funnel_conversion']:.0%} of sessions with a view end in a purchase."
     )
     o.print(a["attribution"])
+    for name, step in out["steps"].items():
+        if name.startswith("customer lifetime value"):
+            corr = step.get("holdout_correlation")
+            o.print(
+                f"CLV ({step['model']}): 12-month value {step['clv_12_months_total']:,.0f} for "
+                f"{step['customers']:,} customers; the top decile holds "
+                f"{step['top_decile_share']:.0%}"
+                + (f"; holdout correlation {corr:.2f}." if corr is not None else ".")
+            )
+        elif name.startswith("uplift"):
+            if "skipped" in step:
+                o.print(f"Uplift skipped: {step['skipped']}")
+            else:
+                o.print(
+                    f"Uplift ({step['model']}, learner {step['best_learner']}): "
+                    f"{step['contacts']:,} customers worth contacting for {step['campaign']}."
+                )
     o.print(f"Report: [bold]{out['steps']['write the report']['report']}[/]")
     o.print("Next, try:")
     if shutil.which("mercato") is None:
