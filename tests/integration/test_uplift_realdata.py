@@ -248,3 +248,47 @@ def test_hillstrom_both_e_mails_each_outcome(hillstrom, target):
         assert obs["Womens E-Mail"] == pytest.approx(womens, abs=tol)
         assert obs["Mens E-Mail"] == pytest.approx(mens, abs=tol)
     assert res.predictions.shape[0] == s["test_rows"]
+
+
+def test_cli_file_input_refuses_workspace_options_and_checks_the_plan_first(
+    mail_file, capsys, monkeypatch
+):
+    import mercato.models.uplift as up
+
+    args = ["uplift", "target", "--from", str(mail_file), "--control", "segment=No E-Mail",
+            "--target", "visit", "--json"]  # fmt: skip
+    # consent applies to the workspace's customers: with a file it would be silently ignored
+    code = main([*args, "--purpose", "email"])
+    err = json.loads(capsys.readouterr().out)
+    assert code == 1 and "--purpose" in err["message"] and "workspace" in err["message"]
+    code = main([*args, "--campaign", "CAMP-1"])
+    err = json.loads(capsys.readouterr().out)
+    assert code == 1 and "--campaign" in err["message"] and "--from" in err["message"]
+
+    def no_fit(*a, **k):
+        raise AssertionError("fitted before checking the plan's settings")
+
+    monkeypatch.setattr(up, "fit_best", no_fit)
+    code = main([*args, "--objective", "profit"])
+    err = json.loads(capsys.readouterr().out)
+    assert code == 1 and "unknown objective" in err["message"]
+    code = main([*args, "--budget", "-5"])
+    assert code == 1 and "budget" in json.loads(capsys.readouterr().out)["message"]
+    code = main([*args[:-3], "--target", "spend", "--json"])
+    err = json.loads(capsys.readouterr().out)
+    assert code == 1 and "cannot count conversions" in err["message"]
+
+
+def test_cli_contact_purpose_of_a_campaign():
+    from mercato.cli.uplift import _contact_purpose
+
+    assert _contact_purpose(None, "email") == ("email", [])
+    assert _contact_purpose("sms", "email") == ("sms", [])
+    purpose, notes = _contact_purpose(None, "social")
+    assert purpose is None and "social" in notes[0] and "--purpose" in notes[0]
+    purpose, notes = _contact_purpose(None, None)
+    assert purpose is None and "--purpose" in notes[0]
+    from mercato.errors import DataError
+
+    with pytest.raises(DataError, match="unknown consent purpose"):
+        _contact_purpose("mail", "email")

@@ -54,7 +54,13 @@ ExcludeOpt = Annotated[
 ]
 IdOpt = Annotated[str | None, typer.Option("--id-col", help="Customer id column of --from.")]
 LearnersOpt = Annotated[str, typer.Option(help="Comma-separated learners: t, s, x, ct.")]
-SeedOpt = Annotated[int, typer.Option(help="Seed of the splits and of LightGBM.")]
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        help="Seed of the training/held-out and validation splits (LightGBM's own seed is "
+        "fixed: random_state 0)."
+    ),
+]
 
 
 @dataclass
@@ -92,6 +98,11 @@ def _read_input(
     from mercato.models import uplift as up
 
     if from_ is not None:
+        if campaign is not None:
+            raise DataError(
+                "--campaign names a campaign of the workspace: it cannot be used with --from",
+                hint="leave out --from to use the workspace's campaign exposures",
+            )
         if not control or not target:
             raise DataError(
                 "--from needs --control COL=VALUE and --target COL",
@@ -142,6 +153,35 @@ def _read_input(
         cid,
         channel,
     )
+
+
+def _contact_purpose(purpose: str | None, channel: str | None) -> tuple[str | None, list[str]]:
+    """The consent purpose a contact plan must respect, and notes.
+
+    ``--purpose`` when given (any consent purpose); else the campaign's channel when it is an
+    opt-in contact purpose (email, sms, push, ads). Otherwise only objections to profiling
+    apply, and a note says so.
+    """
+    from mercato.data.consent import OPT_IN
+    from mercato.data.schema import CONSENT_PURPOSES
+    from mercato.errors import DataError
+
+    if purpose is not None:
+        if purpose not in CONSENT_PURPOSES:
+            raise DataError(
+                f"unknown consent purpose {purpose!r}",
+                value=purpose,
+                expected=", ".join(CONSENT_PURPOSES),
+            )
+        return purpose, []
+    if channel in OPT_IN:
+        return channel, []
+    what = f"the campaign's channel {channel!r} is" if channel else "the campaign has no channel"
+    return None, [
+        f"{what} not a contact consent purpose ({', '.join(OPT_IN)}): the plan leaves out only "
+        "customers who objected to profiling; pass --purpose to keep only those who granted "
+        "the contact"
+    ]
 
 
 def _campaign(wh: Any, campaign: str | None) -> tuple[str, str | None]:
@@ -400,9 +440,25 @@ def target_cmd(
     From the workspace every customer (with consent) is scored, the scores go to the table
     customer_uplift and the model to the registry; from a file its rows are scored.
     """
+    from mercato.errors import DataError
     from mercato.models import uplift as up
 
     o = Output(json_, quiet)
+    if from_ is not None and purpose is not None:
+        raise DataError(
+            "--purpose applies consent to the workspace's customers: a --from file holds no "
+            "consent, so it would be ignored",
+            hint="leave out --purpose, or plan from the workspace (without --from)",
+        )
+    # settings the plan cannot use fail now, not after the fit
+    up.check_plan(
+        None,
+        budget=budget,
+        contact_cost=cost,
+        value=value,
+        objective=objective,
+        max_contacts=max_contacts,
+    )
     ws, wh = _open(workspace, from_ is None)
     saved: dict[str, Any] = {}
     try:
@@ -419,6 +475,15 @@ def target_cmd(
             id_col,
             wh,
         )
+        contact: str | None = None
+        consent_notes: list[str] = []
+        if wh is not None:
+            contact, consent_notes = _contact_purpose(purpose, inp.channel)
+        groups = None if inp.treatments is None else [inp.control, *inp.treatments]
+        up.check_plan(
+            up.outcome_kind(inp.frame, inp.target, inp.treatment_col, groups, inp.where),
+            objective=objective,
+        )
         with o.progress("uplift", None) as update:
             model, scores, notes = up.fit_best(
                 inp.frame,
@@ -434,13 +499,12 @@ def target_cmd(
                 where=inp.where,
                 progress=lambda d, t, desc: update(d, total=t, description=desc),
             )
+            # what reading the workspace left out (consent, attributes) is said too
+            notes = list(inp.frame.attrs.get("notes", [])) + notes
             if wh is not None:
                 update(0, total=None, description="scoring the customers")
-                contact = purpose
-                if contact is None and inp.channel in ("email", "sms", "push", "ads"):
-                    contact = inp.channel
                 population = up.features_from_warehouse(wh, purpose=contact)
-                notes = notes + list(population.attrs.get("notes", []))
+                notes = notes + list(population.attrs.get("notes", [])) + consent_notes
                 id_name = "customer_id"
             else:
                 population = inp.frame

@@ -70,12 +70,14 @@ __all__ = [
     "UpliftEvaluation",
     "XLearner",
     "balance_check",
+    "check_plan",
     "compare_with_truth",
     "evaluate",
     "features_from_warehouse",
     "fit_best",
     "frame_from_warehouse",
     "model_from_dict",
+    "outcome_kind",
     "parse_shares",
     "perfect_qini_curve",
     "perfect_uplift_curve",
@@ -112,6 +114,8 @@ SRM_ALPHA = 0.001
 #: p-value below which a column that differs between treated and control rows is taken for an
 #: outcome of the campaign and left out of the default features
 POST_TREATMENT_ALPHA = 0.001
+#: a column whose non-zero rows have a non-zero outcome this often is taken for an outcome
+IMPLIES_SHARE = 0.99
 #: propensities are clipped to [CLIP, 1 - CLIP]
 PROPENSITY_CLIP = 0.01
 #: web events that make a visit (``frame_from_warehouse(outcome="visit")``)
@@ -332,8 +336,9 @@ def uplift_at_k(y: Any, uplift: Any, w: Any, k: float = 0.3, strategy: str = "ov
     uplift; the mean outcome of the treated rows among them minus that of the control rows.
     ``"by_group"``: the first ``int(n_t * k)`` treated rows and the first ``int(n_c * k)``
     control rows, each sorted by decreasing uplift. ``k`` is a share in (0, 1) or a number of
-    rows (an int). Ties are broken as scikit-uplift does (``argsort(kind="mergesort")[::-1]``).
-    NaN when one group has no row in the top.
+    rows (an int; with ``"by_group"`` at most the rows of the smaller group). Ties are broken
+    as scikit-uplift does (``argsort(kind="mergesort")[::-1]``). NaN when one group has no row
+    in the top.
 
     Examples
     --------
@@ -357,8 +362,17 @@ def uplift_at_k(y: Any, uplift: Any, w: Any, k: float = 0.3, strategy: str = "ov
         yt, wt = ys[:top], ws[:top]
         treated, control = yt[wt == 1], yt[wt == 0]
     else:
-        n_t = int(k) if is_int else int((wa == 1).sum() * k)
-        n_c = int(k) if is_int else int((wa == 0).sum() * k)
+        sizes = {"treated": int((wa == 1).sum()), "control": int((wa == 0).sum())}
+        if is_int and int(k) > min(sizes.values()):
+            group = min(sizes, key=lambda g: sizes[g])
+            raise DataError(
+                f"by_group takes the first k = {int(k)} rows of each group, but the {group} "
+                f"group has {sizes[group]:,} rows",
+                value=k,
+                expected=f"at most {sizes[group]:,} rows, or a share in (0, 1)",
+            )
+        n_t = int(k) if is_int else int(sizes["treated"] * k)
+        n_c = int(k) if is_int else int(sizes["control"] * k)
         treated, control = ys[ws == 1][:n_t], ys[ws == 0][:n_c]
     if treated.size == 0 or control.size == 0:
         return math.nan
@@ -408,7 +422,35 @@ def _is_numeric(s: pd.Series) -> bool:
     return bool(pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s))
 
 
+def _text_columns(X: pd.DataFrame, used: Iterable[str] | None = None) -> pd.DataFrame:
+    """X with its column names as text (a saved model names its features in JSON, as text).
+
+    A name that appears twice is an error when it is used (``used``: default every column).
+    """
+    names = [str(c) for c in X.columns]
+    check = set(names) if used is None else set(used)
+    seen: set[str] = set()
+    for name in names:
+        if name in seen and name in check:
+            raise DataError(
+                "a column name appears twice in the features",
+                column=name,
+                hint="give every feature column its own name",
+            )
+        seen.add(name)
+    if all(isinstance(c, str) for c in X.columns):
+        return X
+    return X.set_axis(names, axis=1)
+
+
 # -- features -------------------------------------------------------------------------------
+
+
+def _looks_like_id(col: pd.Series, distinct: int | None = None) -> bool:
+    """A text column with more than 1,000 distinct values in more than half of its rows."""
+    vals = col.dropna()
+    n = int(vals.astype(str).nunique()) if distinct is None else distinct
+    return n > 1000 and n > 0.5 * max(len(vals), 1)
 
 
 @dataclass
@@ -431,7 +473,7 @@ class _Features:
             kinds[name] = "categorical"
             vals = col.dropna().astype(str)
             uniq = sorted(set(vals))
-            if len(uniq) > 1000 and len(uniq) > 0.5 * max(len(vals), 1):
+            if _looks_like_id(col, len(uniq)):
                 raise DataError(
                     f"{len(uniq):,} distinct values in {len(vals):,} rows: this looks like an "
                     "identifier, not a feature",
@@ -490,7 +532,7 @@ class _Features:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> _Features:
         return cls(
-            list(data["names"]),
+            [str(n) for n in data["names"]],
             dict(data["kinds"]),
             {k: list(v) for k, v in data["levels"].items()},
         )
@@ -824,6 +866,7 @@ class _UpliftLearner:
         params = self._lgb()
         if not isinstance(X, pd.DataFrame):
             raise DataError("X must be a pandas DataFrame of features", value=type(X).__name__)
+        X = _text_columns(X)
         n = len(X)
         labels = np.asarray(treatment, dtype=object)
         yv = pd.to_numeric(pd.Series(np.asarray(y, dtype=object)), errors="coerce").to_numpy(
@@ -935,7 +978,7 @@ class _UpliftLearner:
         self._check_fitted()
         if not isinstance(X, pd.DataFrame):
             raise DataError("X must be a pandas DataFrame of features", value=type(X).__name__)
-        Xe = self.features_.transform(X)
+        Xe = self.features_.transform(_text_columns(X, self.features_.names))
         if len(Xe) == 0:
             return pd.DataFrame({str(t): [] for t in self.treatments_}, index=X.index, dtype=float)
         out = self._predict(Xe)
@@ -1238,11 +1281,20 @@ def make_learner(code: str, **params: Any) -> _UpliftLearner:
 # -- groups and balance ---------------------------------------------------------------------
 
 
-def check_groups(counts: Mapping[str, int], control: str, treatments: Sequence[str]) -> list[str]:
-    """Notes on groups of very different sizes; DataError below :data:`MIN_GROUP_ROWS` rows.
+def check_groups(
+    counts: Mapping[str, int],
+    control: str,
+    treatments: Sequence[str],
+    *,
+    column: str = "treatment",
+    where: str = "",
+) -> list[str]:
+    """Notes on small groups or groups of very different sizes; DataError below
+    :data:`MIN_GROUP_ROWS` rows.
 
     Each treatment is compared with the control: the smaller of the two below
     ``WARN_GROUP_ROWS`` rows, or below ``WARN_GROUP_RATIO`` of the larger, gives a note.
+    ``column`` (the group column) and ``where`` (the file) name the data in the error.
     """
     notes: list[str] = []
     nc = int(counts.get(control, 0))
@@ -1254,13 +1306,19 @@ def check_groups(counts: Mapping[str, int], control: str, treatments: Sequence[s
             raise DataError(
                 f"{which} has {small:,} rows against {large:,}: at least {MIN_GROUP_ROWS} rows "
                 "per group are needed to fit an uplift model",
-                column="treatment",
+                file=where or None,
+                column=column,
                 hint="collect more rows, or merge small treatments",
             )
-        if small < WARN_GROUP_ROWS or small < WARN_GROUP_RATIO * large:
+        if small < WARN_GROUP_RATIO * large:
             notes.append(
                 f"groups of very different size: {which} has {small:,} rows against {large:,} "
                 f"({small / large:.1%}); its model is uncertain and the metrics noisy"
+            )
+        elif small < WARN_GROUP_ROWS:
+            notes.append(
+                f"small group: {which} has {small:,} rows (against {large:,}); its model is "
+                "uncertain and the metrics noisy"
             )
     return notes
 
@@ -1445,6 +1503,10 @@ class _Experiment:
     rows: npt.NDArray[np.int64]  # positions in the input frame
     notes: list[str]
     group_counts: dict[str, int]
+    #: the features are still to be chosen by :func:`default_features` (X holds every
+    #: candidate column): :func:`_choose_features` does it on the rows a model is fitted on
+    auto_features: bool = False
+    where: str = ""
 
 
 def _resolve_label(values: pd.Series, value: Any, column: str, role: str, where: str) -> Any:
@@ -1482,6 +1544,54 @@ def _outcome(values: pd.Series, target: str, where: str) -> FloatArray:
     return y
 
 
+def _z_differs(a: FloatArray, b: FloatArray, alpha: float) -> bool:
+    """Two-sample z test of the means of a and b (finite values), p < alpha."""
+    from scipy import stats
+
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size < 2 or b.size < 2:
+        return False
+    se = math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+    if se == 0:
+        return bool(a.mean() != b.mean() and min(a.size, b.size) >= MIN_GROUP_ROWS)
+    return bool(2 * stats.norm.sf(abs((a.mean() - b.mean()) / se)) < alpha)
+
+
+def _levels_differ(a: pd.Series, b: pd.Series, alpha: float) -> bool:
+    """Chi-square test of the level shares (missing a level of its own) of a and b, p < alpha.
+
+    Levels with fewer than 5 rows in both groups together are pooled, so that the test holds.
+    """
+    from scipy import stats
+
+    if len(a) < 2 or len(b) < 2:
+        return False
+    ta = a.astype("string").fillna("\x00missing")
+    tb = b.astype("string").fillna("\x00missing")
+    table = pd.concat(
+        [ta.value_counts().rename("a"), tb.value_counts().rename("b")], axis=1
+    ).fillna(0)
+    rare = table.sum(axis=1) < 5
+    if rare.any():
+        pooled = table[rare].sum().rename("\x00rare")
+        table = pd.concat([table[~rare], pooled.to_frame().T])
+        table = table[table.sum(axis=1) > 0]
+    if len(table) < 2:
+        return False
+    p = float(stats.chi2_contingency(table.to_numpy(dtype=float), correction=False)[1])
+    return p < alpha
+
+
+def _implies_outcome(present: npt.NDArray[np.bool_], hit: npt.NDArray[np.bool_]) -> bool:
+    """Do the rows where a column is present (non-zero, or of one level) almost all have an
+    outcome, when the outcome is not that common? The mark of a later step of the same
+    funnel (a conversion or a spend for a visit), however small the campaign's effect on it."""
+    n_in = int(present.sum())
+    if n_in < MIN_GROUP_ROWS or len(hit) - n_in < MIN_GROUP_ROWS:
+        return False
+    return bool(hit[present].mean() >= IMPLIES_SHARE and hit.mean() <= 0.9)
+
+
 def default_features(
     frame: pd.DataFrame,
     labels: Any,
@@ -1489,28 +1599,40 @@ def default_features(
     treatments: Sequence[Any],
     exclude: Iterable[str],
     alpha: float = POST_TREATMENT_ALPHA,
+    y: Any = None,
 ) -> tuple[list[str], list[str]]:
     """Every column not excluded, less those that look like outcomes of the campaign.
 
     In a randomised campaign a customer's attributes before the send are the same in
-    distribution in every group. A column whose mean, or whose share of non-zero values,
-    differs between a treatment and the control with p < ``alpha`` (two-sample z test) is
-    taken for an outcome (a visit, a purchase, a spend after the send): using it would leak
-    the answer. Such columns are left out and named in the notes; pass ``features=`` to
-    keep them.
+    distribution in every group. A column that differs between a treatment and the control
+    with p < ``alpha`` is taken for an outcome (a visit, a purchase, a spend after the send):
+    using it would leak the answer. Numbers: the mean (two-sample z test) or the share of rows
+    with a non-zero value (missing counted as zero: an amount left empty when nothing happened)
+    differ; text: the shares of its levels differ (chi-square; missing is a level). With the
+    outcome ``y``, a column is also taken for an outcome when the rows where it is non-zero
+    (text: of one level), at least 30, have a non-zero outcome in 99% of cases or more while
+    the outcome is not that common (at most 90% of rows): a later step of the same funnel (a
+    conversion or a spend, for a visit), which the test of the groups misses when the
+    campaign's effect on it is small. Such columns are left out and named in the notes; pass
+    ``features=`` to keep them. A text column that looks like an identifier (see
+    :class:`_Features`) is left out too.
 
     Returns
     -------
     (list of str, list of str)
         The features and notes.
     """
-    from scipy import stats
-
     skip = set(exclude)
     lab = np.asarray(labels, dtype=object)
     cmask = _eq(lab, control)
+    tmasks = [_eq(lab, t) for t in treatments]
+    hit: npt.NDArray[np.bool_] | None = None
+    if y is not None:
+        yv = np.asarray(y, dtype=float).ravel()
+        hit = np.isfinite(yv) & (yv != 0)
     keep: list[str] = []
     dropped: list[str] = []
+    ids: list[str] = []
     for name in frame.columns:
         if name in skip:
             continue
@@ -1518,19 +1640,34 @@ def default_features(
         suspect = False
         if _is_numeric(col):
             vals = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            for t in treatments:
-                tmask = _eq(lab, t)
-                for series in (vals, (vals != 0).astype(float)):
-                    a, b = series[tmask], series[cmask]
-                    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-                    if a.size < 2 or b.size < 2:
-                        continue
-                    se = math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
-                    if se == 0:
-                        continue
-                    z = (a.mean() - b.mean()) / se
-                    if 2 * stats.norm.sf(abs(z)) < alpha:
+            present = np.isfinite(vals) & (vals != 0)
+            for tmask in tmasks:
+                for series in (vals, present.astype(float)):
+                    if _z_differs(series[tmask], series[cmask], alpha):
                         suspect = True
+            if hit is not None and _implies_outcome(present, hit):
+                suspect = True
+        else:
+            if _looks_like_id(col):
+                ids.append(str(name))
+                continue
+            for tmask in tmasks:
+                if _levels_differ(col[tmask], col[cmask], alpha):
+                    suspect = True
+            if hit is not None and not suspect and hit.mean() <= 0.9:
+                by_level = (
+                    pd.DataFrame({"level": col.astype("string").to_numpy(), "hit": hit})
+                    .groupby("level", dropna=True)["hit"]
+                    .agg(["size", "mean"])
+                )
+                n_rows = len(hit)
+                suspect = bool(
+                    (
+                        (by_level["size"] >= MIN_GROUP_ROWS)
+                        & (n_rows - by_level["size"] >= MIN_GROUP_ROWS)
+                        & (by_level["mean"] >= IMPLIES_SHARE)
+                    ).any()
+                )
         if suspect:
             dropped.append(str(name))
         else:
@@ -1538,9 +1675,15 @@ def default_features(
     notes = []
     if dropped:
         notes.append(
-            f"left out of the features: {', '.join(dropped)} (they differ between treated and "
-            f"control rows with p < {alpha:g}, as an outcome of the campaign would; name them "
-            "in the features to keep them)"
+            f"left out of the features: {', '.join(dropped)} (they look like outcomes of the "
+            f"campaign: they differ between treated and control rows with p < {alpha:g}, or "
+            f"where they are non-zero the outcome almost always is too; name them in the "
+            "features to keep them)"
+        )
+    if ids:
+        notes.append(
+            f"left out of the features: {', '.join(ids)} (text with a distinct value in most "
+            "rows: an identifier, not a feature; name it as the id column)"
         )
     return keep, notes
 
@@ -1594,13 +1737,15 @@ def _experiment(
         )
     keep = g.isin([ctrl, *treats]).to_numpy()
     notes: list[str] = []
-    dropped = int((~keep).sum())
-    if dropped:
+    no_group = g.isna().to_numpy()
+    other = ~keep & ~no_group
+    if other.any():
         others = _listing([v for v in _labels_of(g) if v != ctrl and v not in treats])
         notes.append(
-            f"{dropped:,} rows of other groups ({others or 'no group'}) are not part of this "
-            "comparison"
+            f"{int(other.sum()):,} rows of other groups ({others}) are not part of this comparison"
         )
+    if no_group.any():
+        notes.append(f"{int(no_group.sum()):,} rows without a {treatment_col} value are left out")
     sub = frame.loc[keep]
     rows = np.flatnonzero(keep).astype(np.int64)
     y = _outcome(sub[target], target, where)
@@ -1612,11 +1757,13 @@ def _experiment(
     counts = {str(ctrl): int(_eq(labels, ctrl).sum())}
     for t in treats:
         counts[str(t)] = int(_eq(labels, t).sum())
-    notes.extend(check_groups(counts, str(ctrl), [str(t) for t in treats]))
+    notes.extend(
+        check_groups(counts, str(ctrl), [str(t) for t in treats], column=treatment_col, where=where)
+    )
     exclude = {treatment_col, target} | ({id_col} if id_col else set())
     if features is None:
-        feats, fnotes = default_features(sub, labels, ctrl, treats, exclude)
-        notes.extend(fnotes)
+        # chosen later, on the rows a model is fitted on (_choose_features)
+        feats = [str(c) for c in sub.columns if str(c) not in exclude]
     else:
         feats = [str(f) for f in features]
         for f in feats:
@@ -1632,6 +1779,7 @@ def _experiment(
                     f"{f!r} is the treatment, the target or the id: it cannot be a feature",
                     column=f,
                 )
+        _Features.fit(sub, feats, where)  # an identifier among the features: say so now
     if not feats:
         raise DataError("no feature left to model the uplift on", file=where or None)
     ids = sub[id_col].to_numpy(dtype=object) if id_col else None
@@ -1657,7 +1805,28 @@ def _experiment(
         rows=rows,
         notes=notes,
         group_counts=counts,
+        auto_features=features is None,
+        where=where,
     )
+
+
+def _choose_features(exp: _Experiment, idx: npt.NDArray[np.int64], notes: list[str]) -> None:
+    """Narrow ``exp.X`` to :func:`default_features` computed on the rows ``idx`` only.
+
+    :func:`evaluate` passes the training rows: the held-out rows play no role in choosing
+    the features either.
+    """
+    if not exp.auto_features:
+        return
+    exclude = {exp.treatment_col, exp.target}
+    feats, fnotes = default_features(
+        exp.X.iloc[idx], exp.labels[idx], exp.control, exp.treatments, exclude, y=exp.y[idx]
+    )
+    notes.extend(fnotes)
+    if not feats:
+        raise DataError("no feature left to model the uplift on", file=exp.where or None)
+    exp.X = exp.X[feats]
+    exp.auto_features = False
 
 
 def _strata(exp: _Experiment, idx: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
@@ -1692,6 +1861,46 @@ def _split(
         )
         a, b = train_test_split(idx, test_size=test_size, random_state=seed, stratify=code)
     return np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+
+
+def _check_part(
+    exp: _Experiment,
+    idx: npt.NDArray[np.int64],
+    params: Mapping[str, Any],
+    part: str,
+    hint: str,
+    notes: list[str],
+) -> None:
+    """Enough rows of every group in the part of the data a model is fitted on?
+
+    DataError (naming the part, the group and its rows in the whole data) below
+    :data:`MIN_GROUP_ROWS`; a note when a group has fewer than twice ``min_child_samples``
+    rows: the trees can then hardly split and the uplift comes out (nearly) the same for all.
+    """
+    labels = exp.labels[idx]
+    sizes = {str(g): int(_eq(labels, g).sum()) for g in [exp.control, *exp.treatments]}
+    group = min(sizes, key=lambda g: sizes[g])
+    small = sizes[group]
+    role = "control" if group == str(exp.control) else "treatment"
+    if small < MIN_GROUP_ROWS:
+        raise DataError(
+            f"the {part} holds {small:,} rows of {role} {group!r} ({exp.group_counts[group]:,} "
+            f"in the data): at least {MIN_GROUP_ROWS} rows per group are needed to fit a model",
+            file=exp.where or None,
+            column=exp.treatment_col,
+            hint=hint,
+        )
+    leaf = int(params.get("min_child_samples", 100))
+    if small < 2 * leaf:
+        note = (
+            f"{role} {group!r} has {small:,} rows to fit on, fewer than twice min_child_samples "
+            f"({leaf}): the trees can hardly split and the predicted uplift is nearly the same "
+            "for everyone (collect more rows, or lower min_child_samples)"
+        )
+        if not any(
+            n.startswith(f"{role} {group!r} has ") and "min_child_samples" in n for n in notes
+        ):
+            notes.append(note)
 
 
 def _fit_on(
@@ -1743,6 +1952,15 @@ def _select(
 ) -> tuple[str, dict[str, dict[str, dict[str, float]]]]:
     """The learner with the best mean Qini AUC over treatments on a validation part of idx."""
     fit_idx, val_idx = _split(exp, idx, validation_size, seed, notes)
+    _check_part(
+        exp,
+        fit_idx,
+        params,
+        f"part left to fit on after the {validation_size:.0%} validation part that chooses the "
+        "learner",
+        "name a single learner (no choice, no validation part), or collect more rows",
+        notes,
+    )
     scores: dict[str, dict[str, dict[str, float]]] = {}
     for code in learners:
         tick(f"selecting: {LEARNERS[code].name}")
@@ -1815,9 +2033,10 @@ def evaluate(
     1. The rows of the control and the treatments are split (``test_size``, ``seed``) with
        scikit-learn's ``train_test_split``, stratified by group x outcome (x "outcome > 0" for
        a continuous outcome).
-    2. The best learner is chosen by its mean Qini AUC over the treatments on a validation
-       part (``validation_size``) of the *training* part, each learner fitted on the rest of
-       the training part. The held-out part plays no role in the choice.
+    2. The default features (:func:`default_features`, when ``features`` is None) are chosen
+       on the *training* part; the best learner by its mean Qini AUC over the treatments on a
+       validation part (``validation_size``) of the training part, each learner fitted on the
+       rest of the training part. The held-out part plays no role in either choice.
     3. Every learner is fitted on the whole training part; uplift@k (``"overall"`` strategy
        and ``"by_group"``), Qini AUC and uplift AUC are measured on the held-out rows of each
        treatment and the control.
@@ -1874,6 +2093,19 @@ def evaluate(
             progress(done[0], total, desc)
         done[0] += 1
 
+    all_idx = np.arange(len(exp.y), dtype=np.int64)
+    # the split needs only the groups and the outcome; the features are chosen on its
+    # training part, so that the held-out rows play no role in any choice
+    train, test = _split(exp, all_idx, test_size, seed, notes)
+    _choose_features(exp, train, notes)
+    _check_part(
+        exp,
+        train,
+        params,
+        f"training part ({1 - test_size:.0%} of the rows)",
+        "use a smaller --test-size (test_size), or collect more rows",
+        notes,
+    )
     tick("balance check")
     balance = balance_check(
         exp.X,
@@ -1892,8 +2124,6 @@ def evaluate(
             f"features unbalanced between a treatment and the control (|SMD| > {SMD_THRESHOLD}): "
             + _listing(balance["flagged"], 8)
         )
-    all_idx = np.arange(len(exp.y), dtype=np.int64)
-    train, test = _split(exp, all_idx, test_size, seed, notes)
     if len(codes) > 1:
         best, val_scores = _select(exp, train, codes, params, seed, validation_size, k, notes, tick)
     else:  # nothing to choose between
@@ -2011,6 +2241,8 @@ def fit_best(
             progress(done[0], total, desc)
         done[0] += 1
 
+    _choose_features(exp, all_idx, notes)
+    _check_part(exp, all_idx, params, "data", "collect more rows", notes)
     scores: dict[str, Any] = {}
     best = codes[0]
     if len(codes) > 1:
@@ -2023,6 +2255,52 @@ def fit_best(
 
 
 # -- targeting ------------------------------------------------------------------------------
+
+
+def check_plan(
+    outcome: str | None,
+    *,
+    budget: float | None = None,
+    contact_cost: float = 0.0,
+    value: float = 1.0,
+    objective: str = "conversions",
+    max_contacts: int | None = None,
+) -> None:
+    """DataError for settings :func:`target` cannot use (call it before a long fit).
+
+    ``outcome``: ``"binary"`` or ``"continuous"`` (the model's outcome type), or None when
+    not known yet.
+    """
+    if objective not in ("conversions", "revenue"):
+        raise DataError("unknown objective", value=objective, expected="'conversions' or 'revenue'")
+    if objective == "conversions" and outcome == "continuous":
+        raise DataError(
+            "the model predicts a continuous outcome (spend): it cannot count conversions",
+            hint="use objective='revenue', or a model of a 0/1 outcome",
+        )
+    for name, v in (("contact_cost", contact_cost), ("value", value)):
+        if not (math.isfinite(float(v)) and float(v) >= 0):
+            raise DataError(f"{name} must be a number >= 0", value=v)
+    if budget is not None and not (math.isfinite(float(budget)) and float(budget) >= 0):
+        raise DataError("budget must be an amount >= 0", value=budget)
+    if max_contacts is not None and int(max_contacts) < 0:
+        raise DataError("max_contacts must be >= 0", value=max_contacts)
+
+
+def outcome_kind(
+    frame: pd.DataFrame,
+    target: str,
+    treatment_col: str,
+    groups: Sequence[Any] | None = None,
+    where: str = "",
+) -> str:
+    """``"binary"`` when every value of the target is 0/1 (missing ones aside) on the rows of
+    ``groups`` (default: every row with a group), as the model will see it; else
+    ``"continuous"``. DataError for a target that is not a number."""
+    g = frame[treatment_col]
+    rows = g.notna() if groups is None else g.isin(list(groups))
+    y = _outcome(frame.loc[rows, target], target, where)
+    return "binary" if _is_binary(y[np.isfinite(y)]) else "continuous"
 
 
 def target(
@@ -2058,20 +2336,14 @@ def target(
         conversions or revenue, ``expected_net_value``, ``per_treatment``, ``stopped_by``.
     """
     model._check_fitted()
-    if objective not in ("conversions", "revenue"):
-        raise DataError("unknown objective", value=objective, expected="'conversions' or 'revenue'")
-    if objective == "conversions" and model.outcome_ != "binary":
-        raise DataError(
-            "the model predicts a continuous outcome (spend): it cannot count conversions",
-            hint="use objective='revenue', or a model of a 0/1 outcome",
-        )
-    for name, v in (("contact_cost", contact_cost), ("value", value)):
-        if not (math.isfinite(float(v)) and float(v) >= 0):
-            raise DataError(f"{name} must be a number >= 0", value=v)
-    if budget is not None and not (math.isfinite(float(budget)) and float(budget) >= 0):
-        raise DataError("budget must be an amount >= 0", value=budget)
-    if max_contacts is not None and int(max_contacts) < 0:
-        raise DataError("max_contacts must be >= 0", value=max_contacts)
+    check_plan(
+        model.outcome_,
+        budget=budget,
+        contact_cost=contact_cost,
+        value=value,
+        objective=objective,
+        max_contacts=max_contacts,
+    )
     if id_col not in frame.columns:
         raise DataError(
             f"no customer id column {id_col!r}",
@@ -2180,8 +2452,11 @@ def read_experiment_file(
         raise DataError("no such file", file=str(p))
     try:
         frame = pd.read_csv(p, low_memory=False)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, EOFError) as exc:
         raise DataError(f"cannot read the file as CSV: {exc}", file=str(p)) from None
+    except OSError as exc:  # a folder, a damaged .gz, no permission
+        reason = exc.strerror or str(exc)
+        raise DataError(f"cannot read the file: {reason}", file=str(p)) from None
     ccol, cval = _col_value(control, "--control")
     specs = [_col_value(s, "--treatment") for s in treatment]
     name = p.name
@@ -2356,7 +2631,10 @@ def frame_from_warehouse(
     Computed in the engine with Ibis. The group (column ``treatment``) is the exposure's
     ``variant`` for the treatment group (``"treatment"`` without one) and ``"control"``.
     Features are as of the exposure time (only what happened before it; see
-    :func:`features_from_warehouse`). The outcome, in ``[ts, ts + window_days)``:
+    :func:`features_from_warehouse`), except the customers' ``attributes`` (and country),
+    which the warehouse keeps as of today: an attribute that differs between treated and
+    control customers (as :func:`default_features` tests) is left out of
+    ``attrs["features"]``. The outcome, in ``[ts, ts + window_days)``:
 
     - ``conversion``: 1 if the customer has a completed order or a ``purchase`` event;
     - ``visit``: 1 if the customer has a web event (page view, product view, search, cart,
@@ -2383,7 +2661,7 @@ def frame_from_warehouse(
         raise DataError("unknown outcome", value=outcome, expected="conversion, visit or spend")
     if not (math.isfinite(float(window_days)) and float(window_days) > 0):
         raise DataError("window_days must be a positive number of days", value=window_days)
-    from mercato.data.consent import allowed
+    from mercato.data.consent import objected
 
     e = _exposures(warehouse, campaign_id)
     n = int(e.count().execute())
@@ -2397,6 +2675,11 @@ def frame_from_warehouse(
             if listing
             else "load campaign_exposures first",
         )
+    # consent where the data is read: an objector's orders and events are not even aggregated
+    # (consent.allowed's anti-join, referenced by several joins below, trips Ibis' compiler)
+    no = objected(warehouse, "profiling")
+    e = e.filter(~e.customer_id.isin(no.customer_id))
+    n_objected = n - int(e.count().execute())
     feats, names = _features_at(warehouse, e, include_sensitive)
     window = ibis.interval(seconds=int(round(float(window_days) * 86400)))
     r = e.select(rid=e.customer_id, ref_ts=e.ref_ts)
@@ -2429,11 +2712,6 @@ def frame_from_warehouse(
     out = out.rename(customer_id="rid")
     df = out.order_by("customer_id").execute()
     notes: list[str] = []
-    kept, _ = allowed(warehouse, e.select("customer_id"), "profiling")
-    ok = set(kept.execute()["customer_id"].astype(str))
-    keep = df["customer_id"].astype(str).isin(ok).to_numpy()
-    n_objected = int((~keep).sum())
-    df = df.loc[keep].reset_index(drop=True)
     if n_objected:
         notes.append(
             f"{n_objected:,} exposed customers who objected to profiling (consents) are left out"
@@ -2451,6 +2729,23 @@ def frame_from_warehouse(
         if col.startswith("attr_") and df[col].dtype == object:
             df[col] = df[col].astype("string")
     df["treatment"] = df["treatment"].astype(object)
+    # customers.attributes hold today's values, not those at the exposure: an attribute that
+    # differs between the groups was changed by the campaign (an outcome): leave it out
+    attrs = [c for c in names if c.startswith("attr_")]
+    if attrs and len(df):
+        labels = df["treatment"].to_numpy(dtype=object)
+        groups = [g for g in _labels_of(labels) if g != "control"]
+        if groups and _eq(labels, "control").any():
+            kept, _ = default_features(df[attrs], labels, "control", groups, (), y=df[outcome])
+            moved = [c for c in attrs if c not in kept]
+            if moved:
+                names = [c for c in names if c not in moved]
+                notes.append(
+                    f"left out of the features: {', '.join(moved)} (customers' attributes are "
+                    "today's values, not those at the exposure, and these look like outcomes "
+                    "of the campaign, as default_features tests: they differ between treated "
+                    "and control customers, or go with the outcome; name them to keep them)"
+                )
     df.attrs["notes"] = notes
     df.attrs["features"] = names
     return df
@@ -2495,21 +2790,24 @@ def features_from_warehouse(
     else:
         ts = pd.Timestamp(as_of)
     c = warehouse.table("customers")
-    ref = c.select(customer_id=c.customer_id, ref_ts=ibis.literal(ts.to_pydatetime()))
     notes: list[str] = []
-    feats, names = _features_at(warehouse, ref, include_sensitive)
-    df = feats.drop("ref_ts").order_by("customer_id").execute()
+    # consent where the data is read: customers left out are not even aggregated (filtered by
+    # isin: allowed()'s semi-join itself, nested in the joins below, fails on PostgreSQL)
     ids = c.select("customer_id")
+    before = int(ids.count().execute())
     for why, what in (("profiling", "who objected to profiling"), (purpose, "without consent to")):
         if not why:
             continue
         kept, _ = allowed(warehouse, ids, why)
-        ok = set(kept.execute()["customer_id"].astype(str))
-        keep = df["customer_id"].astype(str).isin(ok).to_numpy()
-        if (~keep).any():
+        ids = ids.filter(ids.customer_id.isin(kept.customer_id))
+        after = int(ids.count().execute())
+        if after < before:
             label = what if why == "profiling" else f"{what} {why}"
-            notes.append(f"{int((~keep).sum()):,} customers {label} are not scored")
-            df = df.loc[keep].reset_index(drop=True)
+            notes.append(f"{before - after:,} customers {label} are not scored")
+        before = after
+    ref = ids.select(customer_id=ids.customer_id, ref_ts=ibis.literal(ts.to_pydatetime()))
+    feats, names = _features_at(warehouse, ref, include_sensitive)
+    df = feats.drop("ref_ts").order_by("customer_id").execute()
     for col in df.columns:
         if col.startswith("attr_") and df[col].dtype == object:
             df[col] = df[col].astype("string")
@@ -2634,11 +2932,12 @@ def compare_with_truth(
     by_true = np.argsort(-t, kind="mergesort")[:top]
     oracle = float(t[by_true].sum())
     captured = float(t[by_est].sum())
+    varies = e.std() > 0 and t.std() > 0  # a correlation needs both to vary
     return {
         "customers": int(len(both)),
         "k": k,
-        "pearson": float(np.corrcoef(e, t)[0, 1]) if e.std() > 0 and t.std() > 0 else math.nan,
-        "spearman": float(stats.spearmanr(e, t).statistic) if e.std() > 0 else math.nan,
+        "pearson": float(np.corrcoef(e, t)[0, 1]) if varies else math.nan,
+        "spearman": float(stats.spearmanr(e, t).statistic) if varies else math.nan,
         "mean_estimated": float(e.mean()),
         "mean_true": float(t.mean()),
         "oracle_incremental_top_k": oracle,

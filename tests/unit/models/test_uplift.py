@@ -556,3 +556,179 @@ def test_write_scores_replaces_customer_uplift(warehouse):
         "Womens",
     ]
     assert pd.api.types.is_datetime64_any_dtype(t.scored_at)
+
+
+# -- review fixes ----------------------------------------------------------------------------
+
+
+def test_json_round_trip_with_column_names_that_are_not_text():
+    # a frame built from a numpy array has integer column names; JSON turns dict keys to text
+    rng = np.random.default_rng(21)
+    X = pd.DataFrame(rng.normal(size=(1500, 3)))
+    w = rng.integers(0, 2, 1500)
+    y = (rng.random(1500) < 0.3 + 0.2 * w * (X[0] > 0)).astype(int)
+    model = TLearner(n_estimators=20).fit(X, w, y)
+    again = model_from_dict(json.loads(json.dumps(model.to_dict())))
+    pd.testing.assert_frame_equal(again.predict(X), model.predict(X), check_exact=True)
+    twice = pd.DataFrame([[1, 2]] * 100, columns=["a", "a"])
+    with pytest.raises(DataError, match="twice"):
+        TLearner(n_estimators=5).fit(twice, w[:100], y[:100])
+
+
+def test_leak_guard_catches_text_outcomes_and_outcomes_missing_when_absent():
+    f = _frame(9000, seed=3)
+    rng = np.random.default_rng(1)
+    f["bought"] = np.where(f.visit == 1, "yes", "no")  # an outcome written as text
+    # an outcome that is missing (not 0) for customers who did not visit
+    f["order_value"] = np.where(f.visit == 1, rng.gamma(2.0, 20.0, len(f)), np.nan)
+    # a later step of the funnel, on which the campaign's effect is too small to test
+    f["converted"] = f.visit * (rng.random(len(f)) < 0.1)
+    f["tier"] = rng.choice(["gold", "silver", None], len(f))  # a pre-send attribute
+    res = evaluate(f, "segment", ["Mens"], "control", "visit", learners="t", test_size=0.4)
+    feats = res.summary["features"]
+    assert "bought" not in feats and "order_value" not in feats and "converted" not in feats
+    assert "tier" in feats and "seg" in feats and "x1" in feats
+    assert any("bought" in n and "order_value" in n and "converted" in n for n in res.notes)
+
+
+def test_default_features_are_chosen_on_the_training_rows_only(monkeypatch):
+    import mercato.models.uplift as up
+
+    seen = []
+    real = up.default_features
+
+    def spy(frame, *args, **kwargs):
+        seen.append(len(frame))
+        return real(frame, *args, **kwargs)
+
+    monkeypatch.setattr(up, "default_features", spy)
+    f = _frame(3000, seed=4)
+    res = evaluate(f, "segment", None, "control", "visit", learners="t", test_size=0.4)
+    # the held-out rows play no role in the choice of the features either
+    assert seen == [res.summary["train_rows"]]
+
+
+def test_identifier_columns_are_left_out_of_default_features_or_named():
+    f = _frame(3000, seed=5).assign(cust=[f"c{i:05d}" for i in range(3000)])
+    res = evaluate(f, "segment", ["Mens"], "control", "visit", learners="t")
+    assert "cust" not in res.summary["features"]
+    assert any("cust" in n and "identifier" in n for n in res.notes)
+    with pytest.raises(DataError, match="mail.csv, column 'cust'.*identifier"):
+        evaluate(f, "segment", ["Mens"], "control", "visit", ["x1", "cust"], where="mail.csv")
+
+
+def test_group_size_messages_name_the_column_the_file_and_the_part():
+    f = _frame(3000).rename(columns={"segment": "arm"})
+    tiny = f[(f.arm != "Womens") | (np.arange(len(f)) % 50 == 0)]
+    with pytest.raises(DataError, match="mail.csv, column 'arm': treatment 'Womens' has 2\\d rows"):
+        evaluate(tiny, "arm", None, "control", "visit", where="mail.csv")
+    # enough rows in the file, too few in the part a model is fitted on
+    small = f[f.arm != "Mens"].iloc[:150]
+    with pytest.raises(DataError, match="training part") as e:
+        evaluate(small, "arm", None, "control", "visit", learners="t", test_size=0.7)
+    assert "test-size" in str(e.value)
+    # groups of about the same size are not "of very different size"; few rows are said so
+    _, _, notes = fit_best(f[f.arm != "Mens"].iloc[:190], "arm", None, "control", "visit",
+                           learner="t")  # fmt: skip
+    assert not any("very different size" in n for n in notes)
+    assert any("min_child_samples" in n for n in notes)
+
+
+def test_rows_without_a_group_are_counted_apart():
+    f = _frame(3000)
+    f.loc[f.index[:40], "segment"] = None
+    res = evaluate(f, "segment", ["Mens"], "control", "visit", learners="t")
+    assert any("40 rows without a segment" in n for n in res.notes)
+    assert any("rows of other groups (Womens)" in n for n in res.notes)
+
+
+def test_uplift_at_k_by_group_refuses_more_rows_than_a_group_has():
+    # 3 treated and 3 control rows: the first 4 of each group do not exist (as scikit-uplift)
+    with pytest.raises(DataError, match="k = 4 rows.*3"):
+        uplift_at_k(Y, U, W, k=4, strategy="by_group")
+    assert uplift_at_k(Y, U, W, k=3, strategy="by_group") == pytest.approx(1 / 3 - 2 / 3)
+
+
+def test_read_experiment_file_names_a_file_that_cannot_be_read(tmp_path):
+    from mercato.models.uplift import read_experiment_file
+
+    bad = tmp_path / "mail.csv.gz"
+    bad.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="mail.csv.gz: cannot read the file"):
+        read_experiment_file(bad, ["segment=A"], "segment=B", "visit")
+    with pytest.raises(DataError, match="cannot read the file"):
+        read_experiment_file(tmp_path, ["segment=A"], "segment=B", "visit")
+
+
+def test_warehouse_attributes_that_differ_between_groups_are_left_out(warehouse):
+    # customers.attributes is a snapshot of today, not of the exposure time: an attribute the
+    # campaign changed (here: set for every treated customer) is an outcome, not a feature
+    n = 400
+    rng = np.random.default_rng(0)
+    ids = [f"k{i:04d}" for i in range(n)]
+    treated = np.arange(n) % 2 == 0
+    ingest_frame(
+        warehouse,
+        "customers",
+        pd.DataFrame(
+            {
+                "customer_id": ids,
+                "created_at": "2024-01-01",
+                "country": "FR",
+                "attributes": [
+                    json.dumps({"tier": str(rng.choice(["a", "b"])), "promo": int(t)})
+                    for t in treated
+                ],
+            }
+        ),
+    )
+    ingest_frame(
+        warehouse,
+        "campaign_exposures",
+        pd.DataFrame(
+            {
+                "campaign_id": "C",
+                "customer_id": ids,
+                "group": np.where(treated, "treatment", "control"),
+                "ts": "2024-03-01",
+            }
+        ),
+    )
+    f = frame_from_warehouse(warehouse, "C", "visit")
+    assert "attr_tier" in f.attrs["features"] and "attr_promo" not in f.attrs["features"]
+    assert any("attr_promo" in note for note in f.attrs["notes"])
+
+
+def test_consent_is_applied_where_the_data_is_read(warehouse, monkeypatch):
+    import mercato.models.uplift as up
+
+    _load_campaign(warehouse)
+    ingest_frame(
+        warehouse,
+        "consents",
+        pd.DataFrame(
+            {
+                "customer_id": ["c1", "c2", "c2", "c3"],
+                "purpose": "email",
+                "granted": [True, True, False, True],  # c2 withdrew; c4, c5 never granted
+                "ts": ["2024-01-02", "2024-01-02", "2024-02-01", "2024-01-02"],
+            }
+        ),
+    )
+    seen = []
+    real = up._features_at
+
+    def spy(wh, ref, *args, **kwargs):
+        seen.append(sorted(ref.select("customer_id").execute().customer_id))
+        return real(wh, ref, *args, **kwargs)
+
+    monkeypatch.setattr(up, "_features_at", spy)
+    f = frame_from_warehouse(warehouse, "M", "conversion")
+    # c6 objected to profiling: its orders and events are not even aggregated
+    assert seen[-1] == ["c1", "c2", "c3", "c4"] and list(f.customer_id) == seen[-1]
+    pop = up.features_from_warehouse(warehouse, purpose="email")
+    assert list(pop.customer_id) == ["c1", "c3"] and seen[-1] == ["c1", "c3"]
+    assert pop.attrs["notes"] == [
+        "1 customers who objected to profiling are not scored",
+        "3 customers without consent to email are not scored",
+    ]
