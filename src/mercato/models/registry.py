@@ -50,6 +50,7 @@ __all__ = ["LOADERS", "ModelRegistry", "ModelVersion", "hash_customers"]
 LOADERS: dict[str, str] = {
     "mercato.clv": "mercato.models.clv:model_from_dict",
     "mercato.uplift": "mercato.models.uplift:model_from_dict",
+    "mercato.propensity": "mercato.models.propensity:model_from_dict",
 }
 
 MANIFEST_FORMAT = "mercato.registry/1"
