@@ -1,0 +1,139 @@
+"""Why a customer got a score: signed contributions per feature that add up to the raw score.
+
+For a :class:`~mercato.models.propensity.PropensityModel`:
+
+- **LightGBM**: TreeSHAP, computed by LightGBM itself (``pred_contrib=True``): exact Shapley
+  values of the trees, in the model's raw space (log-odds for a classifier).
+- **Logistic / linear**: coefficient x the encoded value, per encoded column (the standardised
+  number, its missing indicator, the one-hot of its level), added up per feature.
+- **Dummy**: everything is the bias.
+
+For every row, ``bias + sum(contributions) == raw score`` (log-odds before calibration for a
+classifier; the amount for a regression) to floating-point precision: the test checks 10,000
+rows to 1e-6. Calibration is monotone, so the order of customers and the direction of every
+reason hold for the calibrated probability too.
+
+:func:`reasons` turns contributions into a customer's top reasons in words:
+``"orders_90d = 4 (+0.61)"``, the largest absolute contributions first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mercato.errors import DataError
+
+__all__ = ["Explanation", "explain", "reasons"]
+
+
+@dataclass
+class Explanation:
+    """``contributions`` (one column per feature), ``bias`` and ``raw`` (their sum) per row."""
+
+    contributions: pd.DataFrame
+    bias: np.ndarray
+    raw: np.ndarray
+    space: str  # "log-odds" or "amount"
+
+    def check(self, atol: float = 1e-6) -> float:
+        """The largest |bias + sum - raw| over the rows (raises if above ``atol``)."""
+        err = float(
+            np.max(np.abs(self.bias + self.contributions.sum(axis=1).to_numpy() - self.raw))
+        )
+        if err > atol:
+            raise AssertionError(f"contributions do not add up: max error {err:g}")
+        return err
+
+
+def explain(model: Any, X: pd.DataFrame) -> Explanation:
+    """Signed per-feature contributions of every row of ``X`` to the model's raw score.
+
+    Parameters
+    ----------
+    model : PropensityModel
+        Fitted (or loaded from the registry).
+    X : DataFrame
+        The features, as for ``predict_proba``.
+    """
+    model._check_fitted()
+    if not isinstance(X, pd.DataFrame):
+        raise DataError("X must be a pandas DataFrame of features", value=type(X).__name__)
+    prep, fitted = model.prep_, model.model_
+    features = list(prep.features)
+    classification = model.task == "classification"
+    space = "log-odds" if classification else "amount"
+    n = len(X)
+    from mercato.models.propensity import _Booster, _Constant, _Linear
+
+    if isinstance(fitted, _Booster):
+        M = prep.tree_matrix(X)
+        contrib = np.asarray(fitted.booster.predict(M, pred_contrib=True, num_threads=2))
+        values, bias = contrib[:, :-1], contrib[:, -1]
+        raw = np.asarray(fitted.booster.predict(M, raw_score=True, num_threads=2), dtype=float)
+    elif isinstance(fitted, _Linear):
+        M = prep.linear_matrix(X)
+        per_column = M * fitted.coef
+        owner = [name.split("=", 1)[0] for name in prep.linear_names]
+        values = np.zeros((n, len(features)))
+        index = {f: i for i, f in enumerate(features)}
+        for j, f in enumerate(owner):
+            values[:, index[f]] += per_column[:, j]
+        bias = np.full(n, fitted.intercept)
+        raw = M @ fitted.coef + fitted.intercept
+    elif isinstance(fitted, _Constant):
+        prep._check(X)
+        values = np.zeros((n, len(features)))
+        v = float(fitted.value)
+        if classification:
+            v = float(np.log(v / (1 - v))) if 0 < v < 1 else v
+        bias = np.full(n, v)
+        raw = bias.copy()
+    else:
+        raise DataError(
+            "this model cannot be explained: it is a scikit-learn estimator you passed",
+            hint="fit with the built-in candidates (dummy, logistic, lightgbm)",
+        )
+    frame = pd.DataFrame(values, columns=features, index=X.index)
+    return Explanation(frame, np.asarray(bias, float), np.asarray(raw, float), space)
+
+
+def reasons(explanation: Explanation, X: pd.DataFrame, top: int = 3) -> pd.DataFrame:
+    """Each row's ``top`` reasons: feature, value and contribution, largest |contribution| first.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``reason_1`` ... ``reason_<top>`` (text such as ``"orders_90d = 4 (+0.61)"``)
+        and ``contribution_1`` ... (the signed numbers), indexed like ``X``.
+    """
+    c = explanation.contributions
+    if top < 1:
+        raise DataError("top must be at least 1", column="top", value=top)
+    k = min(top, c.shape[1])
+    vals = c.to_numpy()
+    order = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :k]
+    names = np.asarray(c.columns)
+    out: dict[str, Any] = {}
+    for r in range(k):
+        cols = order[:, r]
+        contrib = vals[np.arange(len(vals)), cols]
+        feats = names[cols]
+        texts = []
+        for i, (f, v) in enumerate(zip(feats, contrib, strict=True)):
+            raw = X[f].iloc[i] if f in X.columns else None
+            texts.append(f"{f} = {_show(raw)} ({v:+.2f})" if v != 0 else "")
+        out[f"reason_{r + 1}"] = texts
+        out[f"contribution_{r + 1}"] = contrib
+    return pd.DataFrame(out, index=c.index)
+
+
+def _show(v: Any) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+        return "missing"
+    if isinstance(v, float | np.floating):
+        return f"{v:.4g}"
+    return str(v)
