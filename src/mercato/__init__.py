@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the names below load on first use (see _LAZY)
     from mercato.data.ingest import IngestReport, Mapping, ingest_file, ingest_frame
     from mercato.data.schema import TABLES, get_table
     from mercato.data.warehouse import Warehouse
+    from mercato.features import build_features
     from mercato.models.lifetime import run_clv
     from mercato.models.registry import ModelRegistry
     from mercato.workspace import Workspace
@@ -53,6 +54,7 @@ _LAZY = {
     "build_report": "mercato.report.build",
     "run_demo": "mercato.demo",
     "run_clv": "mercato.models.lifetime",
+    "build_features": "mercato.features",
     "ModelRegistry": "mercato.models.registry",
 }
 
@@ -68,6 +70,7 @@ def __getattr__(name: str):  # PEP 562: lazy public names
 __all__ = [
     "__version__",
     "attribute",
+    "build_features",
     "build_report",
     "cluster_customers",
     "cohorts",

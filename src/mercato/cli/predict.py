@@ -240,3 +240,151 @@ def _show(o: Output, result: Any, path: Path, output: Path | None) -> None:
         o.print(f"- {note}")
     if output is not None:
         o.print(f"out-of-fold predictions of every row: {output}")
+
+
+@app.command("audit")
+def audit_cmd(
+    from_: Annotated[
+        Path,
+        typer.Option("--from", help="A table, one row per customer (CSV, maybe .gz, or Parquet)."),
+    ],
+    target: Annotated[str, typer.Option(help="The column to predict (two classes).")],
+    sensitive: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated sensitive columns (gender, age...): left out of the features "
+            "and audited."
+        ),
+    ],
+    exclude: Annotated[
+        str | None, typer.Option(help="Comma-separated columns to leave out as well.")
+    ] = None,
+    top_share: Annotated[
+        float | None,
+        typer.Option(help="Who is selected: the top share of scores (default 0.2)."),
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Who is selected: a probability at or above this.")
+    ] = None,
+    cv: Annotated[int, typer.Option(help="Folds of the outer cross-validation.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the folds, models and bootstrap.")] = 42,
+    positive: Annotated[str | None, typer.Option(help="The positive class.")] = None,
+    time_budget: Annotated[
+        float, typer.Option("--time-budget", help="Seconds of model search per fold.")
+    ] = 15.0,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples of the intervals.")] = 1000,
+    min_group: Annotated[
+        int, typer.Option(help="Smaller groups are shown but left out of the ratios.")
+    ] = 30,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fairness audit of the targeting the automatic model would do, per sensitive group.
+
+    The model never sees the sensitive columns; its out-of-fold scores select the top share
+    (or those above a threshold); per group: selection rate, true and false positive rates and
+    precision with bootstrap 95% intervals, the demographic-parity ratio, the equalised-odds
+    difference and the four-fifths flag; then which features stand in for each sensitive column.
+    """
+    from mercato.errors import DataError
+    from mercato.models import propensity as pm
+    from mercato.models.fairness import audit, proxy_check
+
+    o = Output(json_, quiet)
+    if top_share is not None and threshold is not None:
+        raise DataError("give --top-share or --threshold, not both", column="--threshold")
+    frame = pm.read_table(from_)
+    names = _split_list(sensitive)
+    if not names:
+        raise DataError("--sensitive needs at least one column", column="--sensitive")
+    for c in [*names, *_split_list(exclude)]:
+        if c not in frame.columns:
+            raise DataError(
+                f"{from_.name} has no column {c!r}",
+                file=str(from_),
+                column=c,
+                hint=f"its columns: {', '.join(map(str, frame.columns))}",
+            )
+    with o.progress("evaluating", cv) as update:
+        result = pm.evaluate(
+            frame,
+            target,
+            exclude=[*names, *_split_list(exclude)],
+            cv=cv,
+            seed=seed,
+            positive=positive,
+            time_budget=time_budget,
+            where=from_.name,
+            progress=lambda d, t, desc: update(d, total=t, description=desc),
+        )
+    if result.summary.get("task", "classification") != "classification":
+        raise DataError("an audit needs a target with two classes", column=target)
+    pred = result.predictions
+    positions = pred["row"].to_numpy() - 1
+    share = 0.2 if top_share is None and threshold is None else top_share
+    features = frame.drop(columns=[target, *names, *_split_list(exclude)], errors="ignore")
+    audits: dict[str, Any] = {}
+    for col in names:
+        groups = frame[col].iloc[positions].reset_index(drop=True)
+        a = audit(
+            pred["y"],
+            pred["p"],
+            groups,
+            top_share=share,
+            threshold=threshold,
+            n_boot=n_boot,
+            seed=seed,
+            min_group=min_group,
+            column=col,
+        )
+        p = proxy_check(features.iloc[positions].reset_index(drop=True), groups, column=col)
+        audits[col] = {"audit": a.to_dict(), "proxies": p.to_dict()}
+        _show_audit(o, a, p)
+    o.result(
+        {
+            "input": str(from_),
+            "roc_auc": result.summary["metrics"].get("roc_auc"),
+            "selection": {"top_share": share, "threshold": threshold},
+            "audits": audits,
+        }
+    )
+
+
+def _show_audit(o: Output, a: Any, p: Any) -> None:
+    s = a.summary
+    how = f"top {s['top_share']:.0%}" if s["top_share"] is not None else f">= {s['threshold']}"
+    o.print(
+        f"[bold]{s['attribute']}[/]: {s['selected']:,} of {s['rows']:,} selected ({how}); "
+        f"demographic-parity ratio {_fmt(s['demographic_parity_ratio'], 3)}, equalised-odds "
+        f"difference {_fmt(s['equalized_odds_difference'], 3)}"
+        + (" [red]four-fifths rule: FLAGGED[/]" if s["four_fifths_flag"] else "")
+    )
+    rows = []
+    for r in a.table.to_dict("records"):
+        rows.append(
+            [
+                r["group"],
+                f"{r['rows']:,}",
+                *(
+                    f"{_fmt(r[m], 3)} [{_fmt(r.get(m + '_low'), 3)}, {_fmt(r.get(m + '_high'), 3)}]"
+                    for m in ("selection_rate", "true_positive_rate", "false_positive_rate")
+                ),
+                _fmt(r["precision"], 3),
+            ]
+        )
+    o.table(
+        f"Per group of {s['attribute']} (95% intervals)",
+        ["group", "rows", "selection rate", "TPR", "FPR", "precision"],
+        rows,
+    )
+    top = p.table.head(5)
+    o.table(
+        f"Features most associated with {s['attribute']}",
+        ["feature", "association", "measure", "proxy"],
+        [
+            [r["feature"], _fmt(r["association"], 3), r["measure"], r["proxy"]]
+            for r in top.to_dict("records")
+        ],
+    )
+    for note in [*a.notes, *p.notes]:
+        o.print(f"[dim]- {note}[/]")

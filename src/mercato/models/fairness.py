@@ -290,15 +290,36 @@ def _bootstrap(
 
 
 def _cramers_v(a: pd.Series, b: pd.Series) -> float:
+    """Bias-corrected Cramér's V (Bergsma 2013): near 0 for unrelated variables even when one
+    has many levels (the plain V grows with the number of levels)."""
     from scipy.stats import chi2_contingency
 
     table = pd.crosstab(a, b)
-    if table.shape[0] < 2 or table.shape[1] < 2:
+    r, k = table.shape
+    if r < 2 or k < 2:
         return 0.0
     chi2 = chi2_contingency(table, correction=False)[0]
-    n = table.to_numpy().sum()
-    k = min(table.shape) - 1
-    return float(math.sqrt(chi2 / (n * k))) if n and k else 0.0
+    n = float(table.to_numpy().sum())
+    phi2 = max(0.0, chi2 / n - (k - 1) * (r - 1) / (n - 1))
+    rc = r - (r - 1) ** 2 / (n - 1)
+    kc = k - (k - 1) ** 2 / (n - 1)
+    denom = min(kc - 1, rc - 1)
+    return float(math.sqrt(phi2 / denom)) if denom > 0 else 0.0
+
+
+def _as_feature(col: pd.Series) -> tuple[pd.Series, bool]:
+    """A feature as numbers (numeric, or text that reads as numbers) or as at most 50 levels."""
+    if pd.api.types.is_bool_dtype(col):
+        return col.astype("string").fillna(MISSING), False
+    if pd.api.types.is_numeric_dtype(col):
+        return col, True
+    parsed = pd.to_numeric(col, errors="coerce")
+    present = col.notna() & (col.astype("string").str.strip() != "")
+    if present.any() and parsed[present].notna().mean() >= 0.95:
+        return parsed, True
+    text = col.astype("string").fillna(MISSING)
+    top = text.value_counts().index[:50]
+    return text.where(text.isin(top), "(other)"), False
 
 
 def _correlation_ratio(groups: pd.Series, values: pd.Series) -> float:
@@ -349,11 +370,11 @@ def proxy_check(
         )
     rows = []
     for c in frame.columns:
-        col = frame[c]
-        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        col, numeric = _as_feature(frame[c])
+        if numeric:
             assoc, measure = _correlation_ratio(groups, col), "correlation ratio"
         else:
-            assoc, measure = _cramers_v(groups, col.astype("string").fillna(MISSING)), "Cramér's V"
+            assoc, measure = _cramers_v(groups, col), "Cramér's V"
         rows.append(
             {
                 "feature": str(c),

@@ -129,3 +129,51 @@ def test_bootstrap_intervals_agree_with_fairlearns_row_bootstrap():
         for grp in ("a", "b"):
             assert ours.loc[grp, f"{m}_low"] == pytest.approx(low.loc[grp, m], abs=0.035)
             assert ours.loc[grp, f"{m}_high"] == pytest.approx(high.loc[grp, m], abs=0.035)
+
+
+def test_proxy_check_is_not_fooled_by_many_levels_or_numbers_as_text():
+    rng = np.random.default_rng(9)
+    n = 2000
+    gender = rng.choice(["f", "m"], n)
+    features = pd.DataFrame(
+        {
+            "total_charges": [f"{v:.2f}" if v > 5 else " " for v in rng.gamma(2, 500, n)],
+            "customer_ref": [f"C{i:05d}" for i in range(n)],  # an identifier: all distinct
+        }
+    )
+    r = proxy_check(features, gender, column="gender")
+    assert r.summary["proxies"] == []
+    t = r.table.set_index("feature")
+    assert t.loc["total_charges", "measure"] == "correlation ratio"
+    assert t.loc["customer_ref", "association"] < 0.1
+
+
+def test_audit_cli(tmp_path, capsys):
+    import json
+
+    from mercato.cli.main import main
+
+    rng = np.random.default_rng(4)
+    n = 600
+    gender = rng.choice(["f", "m"], n)
+    x = rng.normal(size=n) + (gender == "f") * 1.5  # a proxy of gender that drives the target
+    y = np.where(rng.random(n) < 1 / (1 + np.exp(-2 * x)), "yes", "no")
+    f = tmp_path / "people.csv"
+    pd.DataFrame(
+        {"id": range(n), "x": x, "noise": rng.normal(size=n), "gender": gender, "y": y}
+    ).to_csv(f, index=False)
+    code = main(
+        [
+            "predict", "audit", "--from", str(f), "--target", "y", "--sensitive", "gender",
+            "--exclude", "id", "--cv", "2", "--time-budget", "2", "--n-boot", "50", "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    a = out["audits"]["gender"]
+    assert a["audit"]["summary"]["four_fifths_flag"] is True
+    assert a["proxies"]["summary"]["proxies"] == ["x"]
+    assert {r["group"] for r in a["audit"]["rows"]} == {"f", "m"}
+    code = main(["predict", "audit", "--from", str(f), "--target", "y", "--sensitive", "sex"])
+    err = capsys.readouterr().err
+    assert code == 1 and "no column 'sex'" in err and "gender" in err
