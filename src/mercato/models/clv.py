@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import hashlib
 import inspect
 import math
 import warnings
@@ -48,6 +47,9 @@ from scipy import optimize, special
 
 from mercato.analytics.base import AnalysisResult
 from mercato.errors import DataError, NotFittedError
+from mercato.models._common import ParamsMixin
+from mercato.models._common import fingerprint as _fingerprint
+from mercato.models._common import plain as _plain
 
 __all__ = [
     "BetaGeoFitter",
@@ -835,26 +837,6 @@ def _wrap(values: FloatArray, like: Any) -> Any:
     return values
 
 
-def _fingerprint(ids: Any) -> str:
-    """sha256 of the sorted customer ids (as text, one a line)."""
-    text = pd.Index(ids).astype(str).sort_values()
-    digest = hashlib.sha256("\n".join(text).encode("utf-8")).hexdigest()
-    return f"sha256:{digest}"
-
-
-def _plain(v: Any) -> Any:
-    """A JSON-friendly value: numpy scalars to Python, NaN/inf to None."""
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, list | tuple | np.ndarray):
-        return [_plain(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
 def _nan(v: Any) -> float:
     return math.nan if v is None else float(v)
 
@@ -862,7 +844,7 @@ def _nan(v: Any) -> float:
 # -- estimators ----------------------------------------------------------------------------
 
 
-class _Model(abc.ABC):
+class _Model(ParamsMixin, abc.ABC):
     """What the CLV models share: parameters, maximum likelihood, uncertainty, JSON."""
 
     _param_names: ClassVar[tuple[str, ...]] = ()
@@ -891,23 +873,6 @@ class _Model(abc.ABC):
     def _init_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
         return [p for p in sig.parameters if p != "self"]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The keyword arguments of ``__init__`` (scikit-learn's protocol)."""
-        return {name: getattr(self, name) for name in self._init_names()}
-
-    def set_params(self, **params: Any) -> _Model:
-        """Set ``__init__`` keyword arguments; returns self."""
-        names = self._init_names()
-        for key, value in params.items():
-            if key not in names:
-                raise ValueError(f"{type(self).__name__} has no parameter {key!r}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "params_"):

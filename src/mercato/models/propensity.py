@@ -44,13 +44,12 @@ coefficients, the calibrator's parameters. Loading never unpickles.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -63,6 +62,9 @@ from sklearn.base import BaseEstimator
 from mercato.analytics.base import AnalysisResult
 from mercato.errors import DataError, MercatoError, NotFittedError
 from mercato.models import metrics as mx
+from mercato.models._common import fingerprint as _fingerprint
+from mercato.models._common import listing as _listing
+from mercato.models._common import plain as _plain
 
 __all__ = [
     "FORMAT",
@@ -141,33 +143,8 @@ _NAMES = {"dummy": "the dummy baseline", "logistic": "logistic regression", "lig
 # -- small helpers ----------------------------------------------------------------------------
 
 
-def _plain(v: Any) -> Any:
-    """A JSON-friendly value: numpy scalars to Python, NaN/inf to None, tuples to lists."""
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, list | tuple | np.ndarray):
-        return [_plain(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
 def _num(v: Any) -> float:
     return math.nan if v is None else float(v)
-
-
-def _listing(values: Iterable[Any], limit: int = 12) -> str:
-    vals = [str(v) for v in values]
-    shown = ", ".join(vals[:limit])
-    return shown + (f" ... ({len(vals):,} in all)" if len(vals) > limit else "")
-
-
-def _fingerprint(ids: Any) -> str:
-    """sha256 of the sorted distinct customer ids (as text, one a line)."""
-    text = pd.Index(pd.unique(np.asarray(ids, dtype=object))).astype(str).sort_values()
-    return "sha256:" + hashlib.sha256("\n".join(text).encode("utf-8")).hexdigest()
 
 
 def _threads(rows: int, n_jobs: int | None) -> int:

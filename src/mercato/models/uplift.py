@@ -43,7 +43,6 @@ format inside: never pickle. A saved model predicts without any training-time ob
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import math
@@ -61,6 +60,10 @@ import pandas as pd
 
 from mercato.analytics.base import AnalysisResult
 from mercato.errors import DataError, NotFittedError
+from mercato.models._common import ParamsMixin
+from mercato.models._common import fingerprint as _fingerprint
+from mercato.models._common import listing as _listing
+from mercato.models._common import plain as _plain
 
 __all__ = [
     "LEARNERS",
@@ -392,32 +395,6 @@ def uplift_metrics(y: Any, uplift: Any, w: Any, k: float = 0.3) -> dict[str, flo
 # -- helpers --------------------------------------------------------------------------------
 
 
-def _fingerprint(ids: Any) -> str:
-    """sha256 of the sorted customer ids (as text, one a line)."""
-    text = pd.Index(ids).astype(str).sort_values()
-    digest = hashlib.sha256("\n".join(text).encode("utf-8")).hexdigest()
-    return f"sha256:{digest}"
-
-
-def _plain(v: Any) -> Any:
-    """A JSON-friendly value: numpy scalars to Python, NaN/inf to None."""
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, list | tuple | np.ndarray):
-        return [_plain(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
-def _listing(values: Iterable[Any], limit: int = 12) -> str:
-    vals = [str(v) for v in values]
-    shown = ", ".join(vals[:limit])
-    return shown + (f" ... ({len(vals):,} in all)" if len(vals) > limit else "")
-
-
 def _is_numeric(s: pd.Series) -> bool:
     return bool(pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s))
 
@@ -711,7 +688,7 @@ def _labels_of(values: Any) -> list[Any]:
     )
 
 
-class _UpliftLearner:
+class _UpliftLearner(ParamsMixin):
     """What the learners share: inputs, group checks, LightGBM settings, JSON.
 
     Parameters
@@ -792,23 +769,6 @@ class _UpliftLearner:
                 if p.name not in names:
                     names.append(p.name)
         return names
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The keyword arguments of ``__init__`` (scikit-learn's protocol)."""
-        return {name: getattr(self, name) for name in self._init_names()}
-
-    def set_params(self, **params: Any) -> _UpliftLearner:
-        """Set ``__init__`` keyword arguments; returns self."""
-        names = self._init_names()
-        for key, value in params.items():
-            if key not in names:
-                raise ValueError(f"{type(self).__name__} has no parameter {key!r}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "subs_"):
