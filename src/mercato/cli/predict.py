@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mercato.cli.common import JsonOpt, Output, QuietOpt
+from mercato.cli.common import JsonOpt, Output, QuietOpt, WorkspaceOpt
 
 app = typer.Typer(
     help="Propensity models: who will buy, churn or answer a campaign, and how well we can tell.",
@@ -388,3 +388,128 @@ def _show_audit(o: Output, a: Any, p: Any) -> None:
     )
     for note in [*a.notes, *p.notes]:
         o.print(f"[dim]- {note}[/]")
+
+
+@app.command("train")
+def train_cmd(
+    label: Annotated[str, typer.Option(help="purchase, churn or spend.")] = "purchase",
+    horizon: Annotated[int, typer.Option(help="Days after each cutoff the label looks at.")] = 30,
+    cutoffs: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated cutoff days (default: three, a horizon apart, the last a "
+            "horizon before the data end). The latest one measures the model."
+        ),
+    ] = None,
+    time_budget: Annotated[
+        float, typer.Option("--time-budget", help="Seconds of model search per fit.")
+    ] = 60.0,
+    seed: Annotated[int, typer.Option(help="Seed of every model.")] = 0,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Registry name (default propensity-<label>-<horizon>d)."),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a propensity model on the workspace: point-in-time features at several cutoffs.
+
+    The model is measured on the latest cutoff after training on the earlier ones, then refitted
+    on all of them and saved to the registry with the features' spec.
+    """
+    from mercato.models import propensity_flow as pf
+    from mercato.workspace import Workspace
+
+    o = Output(json_, quiet)
+    ws = Workspace.open(workspace)
+    with ws.warehouse() as wh, o.progress("training", 3) as update:
+        done = {"n": 0}
+
+        def step(text: str) -> None:
+            update(done["n"], description=text)
+            done["n"] += 1
+
+        run = pf.train(
+            wh,
+            label=label,
+            horizon_days=horizon,
+            cutoffs=_split_list(cutoffs) or None,
+            time_budget=time_budget,
+            seed=seed,
+            progress=step,
+        )
+        ref = pf.save(ws, run, name=name)
+    s = run.summary()
+    h = s["holdout"]
+    m = h["metrics"]
+    key = "roc_auc" if "roc_auc" in m else "rmse"
+    o.print(
+        f"[bold]{ref}[/]: {s['chosen']} on {s['rows']:,} rows ({s['customers']:,} customers, "
+        f"cutoffs {', '.join(s['cutoffs'])}); {s['features']} features"
+    )
+    o.print(f"Why: {s['reason']}")
+    o.print(
+        f"On the latest cutoff ({h['cutoff']}, {h['rows']:,} customers, trained on the earlier "
+        f"ones): {key} {_fmt(m.get(key))}"
+        + (
+            f", PR-AUC {_fmt(m.get('pr_auc'))}, Brier {_fmt(m.get('brier'))}"
+            if key == "roc_auc"
+            else ""
+        )
+    )
+    for note in run.notes[:8]:
+        o.print(f"[dim]- {note}[/]")
+    o.result({"model": ref, **s})
+
+
+@app.command("score")
+def score_cmd(
+    name: Annotated[
+        str, typer.Option(help="The registry name of the model.")
+    ] = "propensity-purchase-30d",
+    version: Annotated[int | None, typer.Option(help="A version (default: newest).")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Score as of this day (default: after the last order).")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Reasons per customer.")] = 3,
+    output: Annotated[Path | None, typer.Option(help="Also write the scores to this CSV.")] = None,
+    no_write: Annotated[bool, typer.Option(help="Do not write customer_propensity.")] = False,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score every customer with a saved model; each score comes with its top reasons."""
+    from mercato.models import propensity_flow as pf
+    from mercato.workspace import Workspace
+
+    o = Output(json_, quiet)
+    ws = Workspace.open(workspace)
+    with ws.warehouse() as wh, o.progress("scoring", 3) as update:
+        done = {"n": 0}
+
+        def step(text: str) -> None:
+            update(done["n"], description=text)
+            done["n"] += 1
+
+        scores, summary = pf.score(
+            ws, wh, name=name, version=version, as_of=as_of, top=top, write=not no_write,
+            progress=step,
+        )  # fmt: skip
+    if output is not None:
+        scores.to_csv(output, index=False)
+        summary["output"] = str(output)
+    o.print(
+        f"{summary['customers']:,} customers scored with {summary['model']} as of "
+        f"{summary['as_of']}" + (f" -> {summary['table']}" if "table" in summary else "")
+    )
+    best = scores.nlargest(5, "score")
+    o.table(
+        "Highest scores",
+        ["customer", "score", "reason 1", "reason 2"],
+        [
+            [r["customer_id"], _fmt(r["score"], 3), r.get("reason_1", ""), r.get("reason_2", "")]
+            for r in best.to_dict("records")
+        ],
+    )
+    o.result({**summary, "top": best.to_dict("records")})

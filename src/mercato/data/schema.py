@@ -300,6 +300,7 @@ DERIVED_PERSON_TABLES: dict[str, str] = {
     "customer_clusters": "customer_id",
     "customer_clv": "customer_id",
     "customer_uplift": "customer_id",
+    "customer_propensity": "customer_id",
 }
 
 
