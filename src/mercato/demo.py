@@ -176,6 +176,27 @@ def _uplift_step(ctx: DemoContext) -> dict[str, Any]:
     }
 
 
+def _propensity(ctx: DemoContext) -> dict[str, Any]:
+    from mercato.errors import DataError
+    from mercato.models import propensity_flow as pf
+
+    try:
+        with ctx.workspace.warehouse() as wh:
+            run = pf.train(wh, label="purchase", horizon_days=30, time_budget=10, seed=ctx.seed)
+            ref = pf.save(ctx.workspace, run)
+            scores, summary = pf.score(ctx.workspace, wh, name=ref.split("@")[0])
+    except DataError as exc:  # a shop too short or too small: say so, go on
+        return {"skipped": exc.message}
+    s = run.summary()
+    return {
+        "model": ref,
+        "chosen": s["chosen"],
+        "holdout_roc_auc": s["holdout"]["metrics"].get("roc_auc"),
+        "customers_scored": summary["customers"],
+        "top_reason": str(scores.nlargest(1, "score")["reason_1"].iloc[0]) if len(scores) else None,
+    }
+
+
 def _qini_points(ev: Any, learner: str, points: int = 50) -> dict[str, Any]:
     """The held-out Qini curve of a learner (each treatment), thinned to about ``points``."""
     import numpy as np
@@ -214,6 +235,10 @@ STEPS: list[tuple[str, Callable[[DemoContext], dict[str, Any]]]] = [
     (ANALYSE, _analyse),
     ("customer lifetime value: BG/NBD + Gamma-Gamma, holdout check, scores", _clv),
     ("uplift: learners compared on the e-mail test, true effects, contact plan", _uplift),
+    (
+        "propensity: 30-day purchase model, measured on the latest cutoff, scores with reasons",
+        _propensity,
+    ),
     ("write the report", _report),
 ]
 

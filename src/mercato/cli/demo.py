@@ -73,6 +73,17 @@ def demo(
                 f"{step['top_decile_share']:.0%}"
                 + (f"; holdout correlation {corr:.2f}." if corr is not None else ".")
             )
+        elif name.startswith("propensity"):
+            if "skipped" in step:
+                o.print(f"Propensity skipped: {step['skipped']}")
+            else:
+                auc = step.get("holdout_roc_auc")
+                o.print(
+                    f"Propensity ({step['model']}, {step['chosen']}): ROC-AUC "
+                    + (f"{auc:.3f}" if auc is not None else "n/a")
+                    + f" on the latest cutoff; {step['customers_scored']:,} customers scored "
+                    "with reasons."
+                )
         elif name.startswith("uplift"):
             if "skipped" in step:
                 o.print(f"Uplift skipped: {step['skipped']}")

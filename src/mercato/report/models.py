@@ -16,7 +16,7 @@ from mercato.report.build import ReportTable, Section
 from mercato.report.charts import LineChart, Series
 from mercato.workspace import Workspace
 
-__all__ = ["SECTIONS", "clv_section", "uplift_section"]
+__all__ = ["SECTIONS", "clv_section", "propensity_section", "uplift_section"]
 
 
 def _g(v: Any, digits: int = 4) -> Any:
@@ -240,4 +240,89 @@ def uplift_section(ws: Workspace, wh: Warehouse) -> Section | None:
     )
 
 
-SECTIONS: list[Callable[[Workspace, Warehouse], Section | None]] = [clv_section, uplift_section]
+def propensity_section(ws: Workspace, wh: Warehouse) -> Section | None:
+    """Every propensity model (newest version): the choice, the held-out cutoff, the scores."""
+    reg = ModelRegistry(ws)
+    versions = [v for v in reg.latest() if v.kind == "propensity"]
+    if not versions:
+        return None
+    tables: list[ReportTable] = []
+    intro: list[str] = []
+    notes: list[str] = []
+    for mv in versions:
+        ev = reg.document(mv.name, "evaluation.json", mv.version) or {}
+        s = ev.get("summary") or {}
+        h = s.get("holdout") or {}
+        m = h.get("metrics") or {}
+        intro.append(
+            f"{mv.name} v{mv.version}: {s.get('label')} within {s.get('horizon_days')} days; "
+            f"{s.get('chosen')} chosen on {s.get('rows', 0):,} rows (cutoffs "
+            f"{', '.join(s.get('cutoffs') or [])}), {s.get('features')} features."
+        )
+        if s.get("reason"):
+            notes.append(f"{mv.name}: {s['reason']}")
+        keys = [
+            ("roc_auc", "ROC-AUC"),
+            ("pr_auc", "PR-AUC"),
+            ("brier", "Brier"),
+            ("log_loss", "log-loss"),
+            ("base_rate", "base rate"),
+            ("mae", "MAE"),
+            ("rmse", "RMSE"),
+            ("r2", "R²"),
+        ]
+        rows = [[label, _sig(m[k])] for k, label in keys if isinstance(m.get(k), int | float)]
+        if rows:
+            tables.append(
+                ReportTable(
+                    f"{mv.name}: measured on the latest cutoff ({h.get('cutoff')}, "
+                    f"{h.get('rows', 0):,} customers) after training on the earlier ones",
+                    ["metric", "value"],
+                    rows,
+                )
+            )
+        board = ev.get("leaderboard") or []
+        if board:
+            cols = [
+                c
+                for c in ("candidate", "settings", "roc_auc", "rmse", "brier", "status", "chosen")
+                if c in board[0]
+            ]
+            tables.append(
+                ReportTable(
+                    f"{mv.name}: the candidates on validation",
+                    cols,
+                    [[_sig(r.get(c)) if isinstance(r.get(c), float) else r.get(c) for c in cols]
+                     for r in board[:12]],
+                )
+            )  # fmt: skip
+    if wh.has_table("customer_propensity"):
+        t = wh.table("customer_propensity")
+        n = wh.count("customer_propensity")
+        intro.append(f"Scores with reasons: table customer_propensity ({n:,} customers).")
+        top = t.order_by(t.score.desc()).limit(5).execute()
+        cols = [c for c in ("score", "reason_1", "reason_2", "reason_3") if c in top.columns]
+        tables.append(
+            ReportTable(
+                "The five highest scores and their reasons (customer ids left out)",
+                cols,
+                [
+                    [_sig(r[c]) if c == "score" else r[c] for c in cols]
+                    for r in top.to_dict("records")
+                ],
+            )
+        )
+    return Section(
+        id="propensity",
+        title="Propensity",
+        intro=" ".join(intro),
+        tables=tables,
+        notes=notes,
+    )
+
+
+SECTIONS: list[Callable[[Workspace, Warehouse], Section | None]] = [
+    clv_section,
+    uplift_section,
+    propensity_section,
+]
