@@ -115,20 +115,37 @@ def reasons(explanation: Explanation, X: pd.DataFrame, top: int = 3) -> pd.DataF
         raise DataError("top must be at least 1", column="top", value=top)
     k = min(top, c.shape[1])
     vals = c.to_numpy()
+    n = len(vals)
     order = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :k]
     names = np.asarray(c.columns)
     out: dict[str, Any] = {}
     for r in range(k):
         cols = order[:, r]
-        contrib = vals[np.arange(len(vals)), cols]
-        feats = names[cols]
-        texts = []
-        for i, (f, v) in enumerate(zip(feats, contrib, strict=True)):
-            raw = X[f].iloc[i] if f in X.columns else None
-            texts.append(f"{f} = {_show(raw)} ({v:+.2f})" if v != 0 else "")
+        contrib = vals[np.arange(n), cols]
+        texts = np.full(n, "", dtype=object)
+        for j in np.unique(cols):  # one vectorised pass per feature, not per row
+            sel = np.flatnonzero(cols == j)
+            f = str(names[j])
+            shown = _show_many(X[f].to_numpy()[sel]) if f in X.columns else np.full(len(sel), "")
+            signed = np.char.mod("%+.2f", contrib[sel]).astype(object)
+            texts[sel] = f + " = " + shown.astype(object) + " (" + signed + ")"
+        texts[contrib == 0] = ""
         out[f"reason_{r + 1}"] = texts
         out[f"contribution_{r + 1}"] = contrib
     return pd.DataFrame(out, index=c.index)
+
+
+def _show_many(values: np.ndarray) -> np.ndarray:
+    """Values as short text (4 significant digits for numbers), ``missing`` for missing."""
+    v = np.asarray(values)
+    if v.dtype.kind in "fiu":
+        f = v.astype(float)
+        out = np.char.mod("%.4g", np.nan_to_num(f)).astype(object)
+        out[np.isnan(f)] = "missing"
+        return out
+    if v.dtype.kind == "b":
+        return v.astype(str).astype(object)
+    return np.array([_show(x) for x in v], dtype=object)
 
 
 def _show(v: Any) -> str:
