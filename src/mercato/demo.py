@@ -93,12 +93,14 @@ def _analyse(ctx: DemoContext) -> dict[str, Any]:
 
 
 def _clv(ctx: DemoContext) -> dict[str, Any]:
+    import pandas as pd
+
     from mercato.models.lifetime import run_clv, save_run
 
     with ctx.workspace.warehouse() as wh:
         last = wh.table("orders").ts.max().execute()
         # keep the last quarter of the history to check the model on
-        cal_end = (last - _timedelta(days=max(ctx.days // 4, 1))).date().isoformat()
+        cal_end = (last - pd.Timedelta(days=max(ctx.days // 4, 1))).date().isoformat()
         run = run_clv(wh, calibration_end=cal_end)
         saved = save_run(ctx.workspace, wh, run)
     s = run.summary
@@ -214,12 +216,6 @@ def _qini_points(ev: Any, learner: str, points: int = 50) -> dict[str, Any]:
         keep = np.unique(np.linspace(0, len(x) - 1, min(points, len(x))).astype(int))
         out[treatment] = {"x": x[keep].tolist(), "y": y[keep].tolist(), "n": int(len(rows))}
     return out
-
-
-def _timedelta(**kwargs: Any) -> Any:
-    import pandas as pd
-
-    return pd.Timedelta(**kwargs)
 
 
 def _report(ctx: DemoContext) -> dict[str, Any]:

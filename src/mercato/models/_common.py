@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import math
 from collections.abc import Iterable
@@ -37,15 +38,16 @@ def fingerprint(ids: Any) -> str:
     return "sha256:" + hashlib.sha256("\n".join(text).encode("utf-8")).hexdigest()
 
 
-class ParamsMixin:
+class ParamsMixin(abc.ABC):
     """scikit-learn's parameter protocol over the keyword arguments of ``__init__``.
 
     A class using it defines ``_init_names()`` (the names of those arguments).
     """
 
     @classmethod
-    def _init_names(cls) -> list[str]:  # pragma: no cover - every user overrides it
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _init_names(cls) -> list[str]:
+        """The names of ``__init__``'s keyword arguments."""
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The keyword arguments of ``__init__`` (scikit-learn's protocol)."""

@@ -44,6 +44,7 @@ coefficients, the calibrator's parameters. Loading never unpickles.
 
 from __future__ import annotations
 
+import abc
 import math
 import os
 import re
@@ -542,16 +543,18 @@ class Preprocessor:
 # -- fitted models ----------------------------------------------------------------------------
 
 
-class _Fitted:
+class _Fitted(abc.ABC):
     """A fitted candidate: predicts from the encoded matrices."""
 
     uses: ClassVar[str] = ""  # "tree" | "linear" | ""
 
+    @abc.abstractmethod
     def predict(self, X: FloatArray, n_jobs: int | None = None) -> FloatArray:
-        raise NotImplementedError
+        """Predictions (probabilities or amounts) from the encoded matrix."""
 
+    @abc.abstractmethod
     def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The fitted state as plain JSON."""
 
 
 class _Constant(_Fitted):

@@ -43,6 +43,7 @@ format inside: never pickle. A saved model predicts without any training-time ob
 
 from __future__ import annotations
 
+import abc
 import inspect
 import json
 import math
@@ -688,7 +689,7 @@ def _labels_of(values: Any) -> list[Any]:
     )
 
 
-class _UpliftLearner(ParamsMixin):
+class _UpliftLearner(ParamsMixin):  # abstract: ParamsMixin is an abc.ABC
     """What the learners share: inputs, group checks, LightGBM settings, JSON.
 
     Parameters
@@ -916,6 +917,7 @@ class _UpliftLearner(ParamsMixin):
             self.customers_fingerprint_ = None
         return self
 
+    @abc.abstractmethod
     def _fit(
         self,
         X: FloatArray,
@@ -925,7 +927,7 @@ class _UpliftLearner(ParamsMixin):
         binary: bool,
         params: dict[str, Any],
     ) -> None:
-        raise NotImplementedError
+        """Fit the sub-models of every treatment against the control."""
 
     # -- predict ---------------------------------------------------------------------------
 
@@ -944,8 +946,9 @@ class _UpliftLearner(ParamsMixin):
         out = self._predict(Xe)
         return pd.DataFrame({str(t): out[str(t)] for t in self.treatments_}, index=X.index)
 
+    @abc.abstractmethod
     def _predict(self, X: FloatArray) -> dict[str, FloatArray]:
-        raise NotImplementedError
+        """Uplift per treatment (by label) from the encoded matrix."""
 
     # -- JSON ------------------------------------------------------------------------------
 
