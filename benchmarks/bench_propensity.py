@@ -79,24 +79,53 @@ def run_mercato(X: pd.DataFrame, y: np.ndarray, Xt: pd.DataFrame, budget: float)
     t = time.perf_counter()
     model = PropensityModel(time_budget=budget).fit(X, y)
     fit_s = time.perf_counter() - t
+    # compile the numba kernels (once per install: they are cached on disk)
+    reasons(explain(model, Xt.iloc[:100], method="path"), Xt.iloc[:100])
     t = time.perf_counter()
     p = model.predict_proba(Xt)[:, 1]
     score_s = time.perf_counter() - t
+    # score with reasons in one pass, as `mercato predict score` does
     t = time.perf_counter()
-    e = explain(model, Xt)
+    e = explain(model, Xt)  # method="auto": path attributions for this many rows
+    p_with = model.from_raw(e.raw)
     why = reasons(e, Xt, top=3)
-    reasons_s = time.perf_counter() - t
-    return {
+    with_reasons_s = time.perf_counter() - t
+    out: dict[str, Any] = {
         "fit_seconds": round(fit_s, 2),
         "score_seconds": round(score_s, 2),
-        "reasons_seconds": round(reasons_s, 2),
-        "score_with_reasons_seconds": round(score_s + reasons_s, 2),
+        "score_with_reasons_seconds": round(with_reasons_s, 2),
+        "explanations": e.method,
+        "max_explanation_error": e.check(atol=1e-6),
+        "max_probability_difference_vs_predict_proba": float(np.max(np.abs(p_with - p))),
         "chosen": model.chosen_,
         "reason": model.choice_reason_,
-        "max_explanation_error": e.check(atol=1e-6),
         "example_reason": str(why["reason_1"].iloc[0]),
         "p": p,
     }
+    if model.chosen_.startswith("lightgbm"):
+        # the alternative: LightGBM's exact TreeSHAP on a sample, extrapolated to every row
+        k = min(len(Xt), 10_000)
+        sample = Xt.iloc[:k]
+        t = time.perf_counter()
+        shap = explain(model, sample, method="treeshap")
+        shap_s = time.perf_counter() - t
+        path = e.contributions.iloc[:k]
+        top_shap = shap.contributions.abs().to_numpy().argmax(axis=1)
+        top_path = path.abs().to_numpy().argmax(axis=1)
+        rank = pd.DataFrame(shap.contributions.abs().to_numpy()).rank(axis=1, ascending=False)
+        out |= {
+            "treeshap_rows": k,
+            "treeshap_seconds": round(shap_s, 2),
+            "treeshap_seconds_extrapolated_to_all_rows": round(shap_s * len(Xt) / k, 1),
+            "path_over_treeshap_speedup": round(
+                (shap_s * len(Xt) / k) / max(with_reasons_s - score_s, 1e-9), 1
+            ),
+            "top_reason_same_as_treeshap": round(float(np.mean(top_shap == top_path)), 4),
+            "path_top_reason_in_treeshap_top_3": round(
+                float(np.mean(rank.to_numpy()[np.arange(k), top_path] <= 3)), 4
+            ),
+        }
+    return out
 
 
 def run_sklearn(X: pd.DataFrame, y: np.ndarray, Xt: pd.DataFrame) -> dict[str, Any]:
@@ -148,7 +177,7 @@ def main() -> None:
         out["fit_ratio_mercato_over_sklearn"] = round(m["fit_seconds"] / s["fit_seconds"], 2)
     out["meets_claim"] = {
         "train_under_180_s": m["fit_seconds"] < 180,
-        "score_with_reasons_under_20_s": m["score_seconds"] + m["reasons_seconds"] < 20,
+        "score_with_reasons_under_20_s": m["score_with_reasons_seconds"] < 20,
     }
     print(json.dumps(out))
 

@@ -195,6 +195,7 @@ def _propensity(ctx: DemoContext) -> dict[str, Any]:
         "chosen": s["chosen"],
         "holdout_roc_auc": s["holdout"]["metrics"].get("roc_auc"),
         "customers_scored": summary["customers"],
+        "top_driver": (s["holdout"].get("importance") or [{}])[0].get("group"),
         "top_reason": str(scores.nlargest(1, "score")["reason_1"].iloc[0]) if len(scores) else None,
     }
 

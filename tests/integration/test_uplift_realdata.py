@@ -105,7 +105,13 @@ def test_cli_evaluate_and_target_on_the_workspace(shop, tmp_path):
     reg = ModelRegistry(ws)
     name = saved["model"].split("@")[0]
     model = reg.load(name)
-    assert model.code == payload["learner"] and reg.trained_on(name, plan.customer_id.iloc[0])
+    assert model.code == payload["learner"]
+    # trained on the test's participants; the plan also reaches customers outside the test
+    rct = set(pd.read_parquet(folder / "truth" / "uplift.parquet").customer_id)
+    inside = [c for c in plan.customer_id if c in rct]
+    outside = [c for c in plan.customer_id if c not in rct]
+    assert inside and reg.trained_on(name, inside[0])
+    assert not outside or not reg.trained_on(name, outside[0])
     with ws.warehouse() as wh:
         scores = wh.table(SCORES_TABLE).execute()
         population = features_from_warehouse(wh, purpose="email")

@@ -82,7 +82,12 @@ def demo(
                     f"Propensity ({step['model']}, {step['chosen']}): ROC-AUC "
                     + (f"{auc:.3f}" if auc is not None else "n/a")
                     + f" on the latest cutoff; {step['customers_scored']:,} customers scored "
-                    "with reasons."
+                    "with reasons"
+                    + (
+                        f"; strongest driver: {step['top_driver']}."
+                        if step.get("top_driver")
+                        else "."
+                    )
                 )
         elif name.startswith("uplift"):
             if "skipped" in step:

@@ -236,10 +236,41 @@ def _show(o: Output, result: Any, path: Path, output: Path | None) -> None:
                 for r in result.records()
             ],
         )
+    _drivers(o, result.importance, result.dependence)
     for note in result.notes:
         o.print(f"- {note}")
     if output is not None:
         o.print(f"out-of-fold predictions of every row: {output}")
+
+
+def _drivers(o: Output, importance: Any, dependence: Any, top: int = 10) -> None:
+    """The global importance table and, per top feature, its partial dependence in a line."""
+    from mercato.models.importance import short_name
+
+    if importance is None or len(importance) == 0:
+        return
+    rows = importance.to_dict("records") if hasattr(importance, "to_dict") else importance
+    metric = "ROC-AUC" if rows[0].get("metric") == "roc_auc" else "R²"
+    o.table(
+        f"What drives the model (drop of held-out {metric} when shuffled)",
+        ["features (correlated ones together)", "importance", "sd", "share"],
+        [
+            [
+                short_name(r["group"]),
+                f"{r['importance']:+.4f}",
+                _fmt(r.get("sd")),
+                f"{r['share']:.1%}",
+            ]
+            for r in rows[:top]
+        ],
+    )
+    deps = dependence.to_dict("records") if hasattr(dependence, "to_dict") else dependence or []
+    by: dict[str, list[str]] = {}
+    for r in deps:
+        by.setdefault(str(r["feature"]), []).append(f"{r['value']}: {r['prediction']:.3g}")
+    for feature, points in by.items():
+        shown = points if len(points) <= 7 else points[:3] + ["..."] + points[-3:]
+        o.print(f"[dim]partial dependence of {feature}: {'; '.join(shown)}[/]")
 
 
 @app.command("audit")
@@ -423,7 +454,7 @@ def train_cmd(
 
     o = Output(json_, quiet)
     ws = Workspace.open(workspace)
-    with ws.warehouse() as wh, o.progress("training", 3) as update:
+    with ws.warehouse() as wh, o.progress("training", 4) as update:
         done = {"n": 0}
 
         def step(text: str) -> None:
@@ -458,6 +489,7 @@ def train_cmd(
             else ""
         )
     )
+    _drivers(o, h.get("importance"), h.get("dependence"))
     for note in run.notes[:8]:
         o.print(f"[dim]- {note}[/]")
     o.result({"model": ref, **s})
@@ -473,8 +505,22 @@ def score_cmd(
         str | None, typer.Option(help="Score as of this day (default: after the last order).")
     ] = None,
     top: Annotated[int, typer.Option(help="Reasons per customer.")] = 3,
+    explain_method: Annotated[
+        str,
+        typer.Option(
+            "--explain",
+            help="auto (TreeSHAP up to 5,000 customers, path beyond), treeshap or path.",
+        ),
+    ] = "auto",
     output: Annotated[Path | None, typer.Option(help="Also write the scores to this CSV.")] = None,
     no_write: Annotated[bool, typer.Option(help="Do not write customer_propensity.")] = False,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="A synthetic shop's truth/ folder: compare the ROC-AUC with that of the true "
+            "probabilities (scores as of the window's end unless --as-of)."
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -485,6 +531,8 @@ def score_cmd(
 
     o = Output(json_, quiet)
     ws = Workspace.open(workspace)
+    if truth is not None and as_of is None:
+        as_of = pf.truth_window_end(truth)
     with ws.warehouse() as wh, o.progress("scoring", 3) as update:
         done = {"n": 0}
 
@@ -493,16 +541,29 @@ def score_cmd(
             done["n"] += 1
 
         scores, summary = pf.score(
-            ws, wh, name=name, version=version, as_of=as_of, top=top, write=not no_write,
-            progress=step,
+            ws, wh, name=name, version=version, as_of=as_of, top=top, method=explain_method,
+            write=not no_write, progress=step,
         )  # fmt: skip
     if output is not None:
         scores.to_csv(output, index=False)
         summary["output"] = str(output)
+    if truth is not None:
+        summary["truth"] = pf.compare_with_truth(
+            scores, truth, label=str(summary["label"]), horizon_days=int(summary["horizon_days"]),
+            as_of=summary["as_of"],
+        )  # fmt: skip
     o.print(
         f"{summary['customers']:,} customers scored with {summary['model']} as of "
-        f"{summary['as_of']}" + (f" -> {summary['table']}" if "table" in summary else "")
+        f"{summary['as_of']} (reasons: {summary['explanations']})"
+        + (f" -> {summary['table']}" if "table" in summary else "")
     )
+    if "truth" in summary:
+        t = summary["truth"]
+        o.print(
+            f"truth: ROC-AUC {t['roc_auc']:.4f} vs {t['true_probability_roc_auc']:.4f} for the "
+            f"true probabilities on the same {t['customers']:,} customers (difference "
+            f"{t['difference']:+.4f})"
+        )
     best = scores.nlargest(5, "score")
     o.table(
         "Highest scores",

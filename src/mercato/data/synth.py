@@ -50,7 +50,8 @@ A randomised e-mail campaign (``CAMP-EMAIL-RCT``)
 Sessions and events
     One purchase session per order (optional search, views including the bought products,
     add-to-cart, sometimes a login, checkout, purchase) and Poisson browsing sessions (2.5 per
-    order plus one per 100 active days; active until 60 days after dropout), 55% of them with a
+    expected order, ``2.5 lambda`` per alive day, plus one per 100 active days; active until 60
+    days after dropout), 55% of them with a
     cart that is abandoned. 20% of sessions start anonymous
     (cookie id only until login). Contacts appear as ``email_send/open/click``, ``ad_impression``,
     ``ad_click``, ``social_click``, ``page_view`` (seo) and ``push_open`` events; sign-ups as
@@ -90,7 +91,7 @@ from mercato.errors import DataError
 
 __all__ = ["SynthSummary", "generate_shop", "CHANNEL_EFFECTS", "TRUTH_FILES"]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MAX_WORKERS = 2  # threads generating chunks at once; each holds about 1.5 GB at 100k customers
 DAY_US = 86_400_000_000
 HOLDOUT_DAYS = 90
@@ -322,6 +323,7 @@ TRUTH_SCHEMAS: dict[str, pa.Schema] = {
             ("purchases_next_90d", pa.int64()),
             ("expected_value_next_90d", pa.float64()),
             ("value_next_90d", pa.float64()),
+            ("p_purchase_next_90d", pa.float64()),
             ("rct_group", pa.string()),
             ("uplift_true", pa.float64()),
         ]
@@ -1143,6 +1145,7 @@ def _chunk(ctx: _Ctx, k: int) -> _ChunkResult:  # noqa: C901 - one linear pipeli
         n=n,
         D=D,
         b=b,
+        lam=lam,
         created=created,
         death=death,
         withdraw_t=withdraw_t,
@@ -1176,6 +1179,15 @@ def _chunk(ctx: _Ctx, k: int) -> _ChunkResult:  # noqa: C901 - one linear pipeli
         )
     ).sum(axis=1)
     exp_next = np.where(alive_end, base_next + touch_next, 0.0)
+    # P(a purchase in the hold-out | lambda, p, the purchases in the window): what a model that
+    # knew each customer's parameters, but not whether they are still alive, would say
+    seen = base_t < D
+    x_seen = np.bincount(base_c[seen], minlength=n)
+    last_seen = np.full(n, -np.inf)
+    np.maximum.at(last_seen, base_c[seen], base_t[seen])
+    stay = (1.0 - pdrop) * np.exp(-lam * np.where(x_seen > 0, D - last_seen, 0.0))
+    p_alive_given_history = np.where(x_seen > 0, stay / (stay + pdrop), 1.0)
+    p_next = p_alive_given_history * -np.expm1(-HOLDOUT_DAYS * lam)
     last90 = o_t[wi] >= D - min(90.0, D)
     bought_late = np.bincount(o_c[wi][last90], minlength=n) > 0
     churned = ~alive_end & ~bought_late
@@ -1196,6 +1208,7 @@ def _chunk(ctx: _Ctx, k: int) -> _ChunkResult:  # noqa: C901 - one linear pipeli
             pa.array(hold_n.astype(np.int64)),
             pa.array(exp_next * spend_mean),
             pa.array(np.round(hold_v, 2)),
+            pa.array(p_next),
             _vocab(("treatment", "control"), grp),
             _floats(np.where(exposed, tau, np.nan)),
         ]
@@ -1333,6 +1346,7 @@ def _events(  # noqa: C901 - one linear pipeline
     n: int,
     D: float,
     b: np.ndarray,
+    lam: np.ndarray,
     created: np.ndarray,
     death: np.ndarray,
     withdraw_t: np.ndarray,
@@ -1351,11 +1365,13 @@ def _events(  # noqa: C901 - one linear pipeline
     l_start, l_n, l_prod = lines
     nwo = len(o_c)
 
-    # sessions: purchase sessions first (one per window order), then browsing
-    orders_per_c = np.bincount(o_c, minlength=n)
+    # sessions: purchase sessions first (one per window order), then browsing. Browsing
+    # follows the purchase rate while alive (lambda), not the orders actually placed: a count
+    # of realised orders would let browsing before a day reveal the orders after it.
     active_end = np.minimum(D, death + BROWSE_AFTER_DEATH_DAYS)
     active = np.maximum(active_end - b, 0.0)
-    n_browse = rng.poisson(BROWSE_PER_ORDER * orders_per_c + BROWSE_PER_DAY * active)
+    alive_days = np.maximum(np.minimum(D, death) - b, 0.0)
+    n_browse = rng.poisson(BROWSE_PER_ORDER * lam * alive_days + BROWSE_PER_DAY * active)
     br_c = np.repeat(np.arange(n), n_browse)
     nbr = len(br_c)
     br_start = b[br_c] + active[br_c] * rng.random(nbr)
@@ -2011,7 +2027,8 @@ def _meta(
             "death_ts (time of dropout; null if still alive at the end of the hold-out period, "
             "after the window end if the customer dropped out during the hold-out), churned, "
             "expected_purchases_next_90d, purchases_next_90d, expected_value_next_90d, "
-            "value_next_90d, rct_group and uplift_true (null unless in the RCT), taste_0..7",
+            "value_next_90d, p_purchase_next_90d, rct_group and uplift_true (null unless in "
+            "the RCT), taste_0..7",
             "item_preferences.parquet": "customer_id, product_id, rank (1 = most preferred), "
             "utility (log probability that one pick is this product); up to 20 per customer",
             "uplift.parquet": "customer_id, group, uplift_true, p_control, p_treatment, "
@@ -2032,6 +2049,11 @@ def _meta(
             "expected_purchases_next_90d": "alive_at_end * [(1 - exp(-90 lambda p)) / p + "
             "sum over channels of rate x effect x integral of P(alive at order time)]; exact",
             "expected_value_next_90d": "expected_purchases_next_90d * spend_mean",
+            "p_purchase_next_90d": "P(at least one baseline purchase in the 90 days | lambda, "
+            "p and the baseline purchases in the window) = P(alive | history) * (1 - "
+            "exp(-90 lambda)), P(alive | x > 0 purchases, the last s days ago) = (1 - p) "
+            "exp(-lambda s) / ((1 - p) exp(-lambda s) + p), 1 without purchases; the true "
+            "purchase probability a model can aim at (it does not know alive_at_end)",
             "churned": "dead at the end of the window and no order in its last 90 days",
         },
         "consent": {
@@ -2045,8 +2067,10 @@ def _meta(
             "purchase_sessions": "one per order: search (30%), views of the bought products "
             "plus Poisson(1), add_to_cart per line, login if the session started anonymous, "
             "begin_checkout, purchase (properties.order_id)",
-            "browsing_sessions": f"Poisson({BROWSE_PER_ORDER} x orders + {BROWSE_PER_DAY} x "
-            f"active days); carts in {BROWSE_CART_SHARE:.0%}, never purchased",
+            "browsing_sessions": f"Poisson({BROWSE_PER_ORDER} x lambda x alive days in the "
+            f"window + {BROWSE_PER_DAY} x active days (alive, and {BROWSE_AFTER_DEATH_DAYS:g} "
+            f"days after dropout)), uniform over the active days; carts in "
+            f"{BROWSE_CART_SHARE:.0%}, never purchased",
             "anonymous_sessions": f"{ANONYMOUS_SESSION_SHARE:.0%} start with only a cookie id",
         },
     }

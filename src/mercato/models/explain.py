@@ -2,8 +2,16 @@
 
 For a :class:`~mercato.models.propensity.PropensityModel`:
 
-- **LightGBM**: TreeSHAP, computed by LightGBM itself (``pred_contrib=True``): exact Shapley
-  values of the trees, in the model's raw space (log-odds for a classifier).
+- **LightGBM**, two methods (``method=``):
+
+  - ``"treeshap"``: exact Shapley values of the trees, computed by LightGBM itself
+    (``pred_contrib=True``). Costs ``O(leaves x depth^2)`` per tree and row: about 1 ms per
+    row for 200 trees of 31 leaves on this machine.
+  - ``"path"``: each split on the row's path credits its feature with the change of the
+    tree's expected value (Saabas; :mod:`mercato.models.treepaths`). Same bias as TreeSHAP,
+    same exact sum, a different sharing of interactions; about 100x faster, which is what
+    makes reasons for a million customers a matter of seconds.
+  - ``"auto"`` (the default): TreeSHAP up to :data:`TREESHAP_MAX_ROWS` rows, path beyond.
 - **Logistic / linear**: coefficient x the encoded value, per encoded column (the standardised
   number, its missing indicator, the one-hot of its level), added up per feature.
 - **Dummy**: everything is the bias.
@@ -27,7 +35,11 @@ import pandas as pd
 
 from mercato.errors import DataError
 
-__all__ = ["Explanation", "explain", "reasons"]
+__all__ = ["METHODS", "TREESHAP_MAX_ROWS", "Explanation", "explain", "reasons"]
+
+METHODS = ("auto", "treeshap", "path")
+#: ``method="auto"`` explains up to this many rows with TreeSHAP, more with path attributions
+TREESHAP_MAX_ROWS = 5_000
 
 
 @dataclass
@@ -38,6 +50,7 @@ class Explanation:
     bias: np.ndarray
     raw: np.ndarray
     space: str  # "log-odds" or "amount"
+    method: str = "exact"  # "treeshap", "path" (trees) or "exact" (linear, dummy)
 
     def check(self, atol: float = 1e-6) -> float:
         """The largest |bias + sum - raw| over the rows (raises if above ``atol``)."""
@@ -49,7 +62,7 @@ class Explanation:
         return err
 
 
-def explain(model: Any, X: pd.DataFrame) -> Explanation:
+def explain(model: Any, X: pd.DataFrame, method: str = "auto") -> Explanation:
     """Signed per-feature contributions of every row of ``X`` to the model's raw score.
 
     Parameters
@@ -58,10 +71,20 @@ def explain(model: Any, X: pd.DataFrame) -> Explanation:
         Fitted (or loaded from the registry).
     X : DataFrame
         The features, as for ``predict_proba``.
+    method : {"auto", "treeshap", "path"}
+        For a LightGBM model (see the module's notes); linear and dummy models are explained
+        exactly whatever the method.
     """
     model._check_fitted()
     if not isinstance(X, pd.DataFrame):
         raise DataError("X must be a pandas DataFrame of features", value=type(X).__name__)
+    if method not in METHODS:
+        raise DataError(
+            f"unknown explanation method {method!r}",
+            column="method",
+            value=method,
+            hint="one of " + ", ".join(METHODS),
+        )
     prep, fitted = model.prep_, model.model_
     features = list(prep.features)
     classification = model.task == "classification"
@@ -69,11 +92,18 @@ def explain(model: Any, X: pd.DataFrame) -> Explanation:
     n = len(X)
     from mercato.models.propensity import _Booster, _Constant, _Linear
 
+    used = "exact"
     if isinstance(fitted, _Booster):
         M = prep.tree_matrix(X)
-        contrib = np.asarray(fitted.booster.predict(M, pred_contrib=True, num_threads=2))
-        values, bias = contrib[:, :-1], contrib[:, -1]
-        raw = np.asarray(fitted.booster.predict(M, raw_score=True, num_threads=2), dtype=float)
+        used = method if method != "auto" else ("treeshap" if n <= TREESHAP_MAX_ROWS else "path")
+        if used == "path":
+            paths = fitted.paths()
+            values, raw, _routing = paths.explain(M, fitted.booster)
+            bias = np.full(n, paths.bias)
+        else:
+            contrib = np.asarray(fitted.booster.predict(M, pred_contrib=True, num_threads=2))
+            values, bias = contrib[:, :-1], contrib[:, -1]
+            raw = np.asarray(fitted.booster.predict(M, raw_score=True, num_threads=2), dtype=float)
     elif isinstance(fitted, _Linear):
         M = prep.linear_matrix(X)
         per_column = M * fitted.coef
@@ -97,8 +127,8 @@ def explain(model: Any, X: pd.DataFrame) -> Explanation:
             "this model cannot be explained: it is a scikit-learn estimator you passed",
             hint="fit with the built-in candidates (dummy, logistic, lightgbm)",
         )
-    frame = pd.DataFrame(values, columns=features, index=X.index)
-    return Explanation(frame, np.asarray(bias, float), np.asarray(raw, float), space)
+    frame = pd.DataFrame(values, columns=features, index=X.index, copy=False)
+    return Explanation(frame, np.asarray(bias, float), np.asarray(raw, float), space, used)
 
 
 def reasons(explanation: Explanation, X: pd.DataFrame, top: int = 3) -> pd.DataFrame:
@@ -113,23 +143,23 @@ def reasons(explanation: Explanation, X: pd.DataFrame, top: int = 3) -> pd.DataF
     c = explanation.contributions
     if top < 1:
         raise DataError("top must be at least 1", column="top", value=top)
+    from mercato.models.treepaths import top_k
+
     k = min(top, c.shape[1])
-    vals = c.to_numpy()
-    n = len(vals)
-    order = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :k]
+    order, chosen = top_k(c.to_numpy(), k)
+    n = len(order)
     names = np.asarray(c.columns)
     out: dict[str, Any] = {}
     for r in range(k):
         cols = order[:, r]
-        contrib = vals[np.arange(n), cols]
+        contrib = chosen[:, r]
         texts = np.full(n, "", dtype=object)
-        for j in np.unique(cols):  # one vectorised pass per feature, not per row
+        for j in np.unique(cols[cols >= 0]):  # one vectorised pass per feature, not per row
             sel = np.flatnonzero(cols == j)
             f = str(names[j])
             shown = _show_many(X[f].to_numpy()[sel]) if f in X.columns else np.full(len(sel), "")
             signed = np.char.mod("%+.2f", contrib[sel]).astype(object)
             texts[sel] = f + " = " + shown.astype(object) + " (" + signed + ")"
-        texts[contrib == 0] = ""
         out[f"reason_{r + 1}"] = texts
         out[f"contribution_{r + 1}"] = contrib
     return pd.DataFrame(out, index=c.index)

@@ -597,10 +597,19 @@ class _Booster(_Fitted):
 
         self.text = text
         self.booster = lightgbm.Booster(model_str=text)
+        self._paths: Any = None
 
     def predict(self, X: FloatArray, n_jobs: int | None = None) -> FloatArray:
         threads = _threads(len(X), n_jobs)
         return np.asarray(self.booster.predict(X, num_threads=threads), dtype=float)
+
+    def paths(self) -> Any:
+        """The trees as :class:`~mercato.models.treepaths.TreePaths` (built once)."""
+        if self._paths is None:
+            from mercato.models.treepaths import TreePaths
+
+            self._paths = TreePaths.from_booster(self.booster)
+        return self._paths
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "lightgbm", "booster": self.text}
@@ -1240,10 +1249,12 @@ class PropensityModel(BaseEstimator):  # type: ignore[misc]
                     hint=f"the columns: {_listing(map(str, X.columns), 30)}",
                 )
             tcol = X[self.time_col]
+            self._time_is_days = not pd.api.types.is_numeric_dtype(
+                tcol
+            ) or pd.api.types.is_datetime64_any_dtype(tcol)
             times = (
                 _days(tcol)
-                if not pd.api.types.is_numeric_dtype(tcol)
-                or pd.api.types.is_datetime64_any_dtype(tcol)
+                if self._time_is_days
                 else np.asarray(tcol.to_numpy(dtype=float, na_value=np.nan), dtype=float)
             )
             if np.isnan(times).any():
@@ -1459,6 +1470,12 @@ class PropensityModel(BaseEstimator):  # type: ignore[misc]
             return np.sort(np.asarray(idx, dtype=np.int64))
         return np.sort(rng.choice(len(y), size, replace=False)).astype(np.int64)
 
+    def _shown_time(self, t: float) -> str:
+        """A time value as the user wrote it: a day for dates, the number otherwise."""
+        if getattr(self, "_time_is_days", False):
+            return str((pd.Timestamp("1970-01-01") + pd.Timedelta(days=t)).date())
+        return f"{t:g}"
+
     def _plan(
         self,
         y: FloatArray,
@@ -1483,7 +1500,8 @@ class PropensityModel(BaseEstimator):  # type: ignore[misc]
                     ok = ok and 0 < y[val].sum() < len(val) and 0 < y[fit].sum() < len(fit)
                 if ok:
                     return [(fit, val)], (
-                        f"time-based: the {len(val):,} rows from {self.time_col} >= {cut:g} "
+                        f"time-based: the {len(val):,} rows from {self.time_col} >= "
+                        f"{self._shown_time(cut)} "
                         f"(the latest {len(val) / n:.0%}) validate settings fitted on the "
                         f"{len(fit):,} earlier rows"
                     )
@@ -1746,6 +1764,18 @@ class PropensityModel(BaseEstimator):  # type: ignore[misc]
             self.prep_._check(X)
             M = np.zeros((len(X), 0))
         return self.model_.predict(M, self.n_jobs)
+
+    def from_raw(self, raw: Any) -> FloatArray:
+        """The model's output from its raw scores (``Explanation.raw``): calibrated
+        probabilities of ``classes_[1]`` for a classifier, amounts for a regression. Scoring
+        with reasons uses it to predict and explain in one pass."""
+        self._check_fitted()
+        z = np.asarray(raw, dtype=float)
+        if self.task != "classification":
+            return z
+        if isinstance(self.model_, _Constant):
+            return np.full(len(z), self.calibrator_.apply(np.array([self.model_.value]))[0])
+        return self.calibrator_.apply(_sigmoid(z))
 
     def predict_proba(self, X: Any) -> FloatArray:
         """Probabilities of ``classes_[0]`` and ``classes_[1]`` (calibrated), one row per row.
@@ -2029,7 +2059,9 @@ class PropensityEvaluation(AnalysisResult):
     ``profit_curve`` the profit by threshold (with a contact cost and a value);
     ``predictions`` one row per evaluated row: ``row`` (1 = the first data row of the input),
     ``target`` (the value as given), ``y`` (0/1 or the amount), ``p`` (the out-of-fold
-    probability or prediction) and ``fold`` (1..cv).
+    probability or prediction) and ``fold`` (1..cv); ``importance`` the grouped permutation
+    importance pooled over the folds and ``dependence`` the partial dependence of the most
+    important features (:mod:`mercato.models.importance`).
     """
 
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -2037,6 +2069,8 @@ class PropensityEvaluation(AnalysisResult):
     leaderboard: pd.DataFrame = field(default_factory=pd.DataFrame)
     calibration: pd.DataFrame = field(default_factory=pd.DataFrame)
     profit_curve: pd.DataFrame | None = None
+    importance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    dependence: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
@@ -2052,6 +2086,8 @@ class PropensityEvaluation(AnalysisResult):
         out["calibration"] = recs(self.calibration)
         if self.profit_curve is not None:
             out["profit_curve"] = recs(self.profit_curve)
+        out["importance"] = recs(self.importance)
+        out["dependence"] = recs(self.dependence)
         return out
 
 
@@ -2076,6 +2112,7 @@ def evaluate(
     time_budget: float | None = DEFAULT_FOLD_BUDGET,
     candidates: Sequence[Any] = BUILTIN,
     where: str = "",
+    importance: bool = True,
     progress: Progress | None = None,
 ) -> PropensityEvaluation:
     """Out-of-fold predictions of every row by the whole automatic procedure, and their metrics.
@@ -2114,6 +2151,11 @@ def evaluate(
         As :class:`PropensityModel`'s.
     where : str
         The data's name (a file) for messages.
+    importance : bool, default True
+        Each fold's model is also measured on its held-out fold with every group of
+        correlated features shuffled (:mod:`mercato.models.importance`), and the partial
+        dependence of the most important features is drawn on the same grid for every fold;
+        the folds' results are pooled.
     progress : callable, optional
         ``progress(done, total, description)``.
 
@@ -2294,6 +2336,13 @@ def evaluate(
     boards: list[pd.DataFrame] = []
     fold_notes: list[str] = []
     features_used: list[str] = []
+    fitted: list[tuple[PropensityModel, IntArray]] = []
+    importances: list[pd.DataFrame] = []
+    groups: list[list[str]] = []
+    if importance:
+        from mercato.models import importance as gi
+
+        groups = gi.feature_groups(X.drop(columns=[time_col]) if time_col else X, seed=seed)
     for k, (train, test) in enumerate(folds, start=1):
         if classification and not 0 < y[train].sum() < len(train):
             raise DataError(
@@ -2325,6 +2374,13 @@ def evaluate(
             pred = model.predict(X.iloc[test]).astype(float)
         oof[test] = pred
         fold_id[test] = k
+        if importance and (not classification or 0 < y[test].sum() < len(test)):
+            if progress is not None:
+                progress(k - 1, len(folds), f"fold {k}/{len(folds)}: shuffling features")
+            importances.append(
+                gi.permutation_importance(model, X.iloc[test], y[test], groups=groups, seed=seed)
+            )
+            fitted.append((model, test))
         seconds = time.perf_counter() - t0
         row: dict[str, Any] = {
             "fold": k,
@@ -2363,6 +2419,17 @@ def evaluate(
             if note.startswith("column ") or note in fold_notes:
                 continue  # the columns' notes come from the whole data, below
             fold_notes.append(note)
+    imp_table, dep_table = pd.DataFrame(), pd.DataFrame()
+    if importances:
+        if progress is not None:
+            progress(len(folds) - 1, len(folds), "partial dependence")
+        imp_table, _ = gi.pool(importances)
+        top = gi.top_features(imp_table, 6)
+        deps = [
+            gi.partial_dependence(m, X.iloc[test], top, seed=seed, grid_from=X)
+            for m, test in fitted
+        ]
+        imp_table, dep_table = gi.pool(importances, deps)
     if progress is not None:
         progress(len(folds), len(folds), "done")
     scored = fold_id > 0
@@ -2412,11 +2479,20 @@ def evaluate(
             "fold": fold_id[scored],
         }
     )
+    if not imp_table.empty:
+        fold_notes.append(
+            "global importance: the drop of each fold's held-out "
+            + ("ROC-AUC" if classification else "R²")
+            + " when a group of features is shuffled (features with |Spearman rho| >= "
+            f"{gi.GROUP_CORRELATION:g} shuffled together), averaged over the folds"
+        )
     return PropensityEvaluation(
         name="propensity",
         table=table,
         summary=summary,
         notes=notes + fold_notes,
+        importance=imp_table,
+        dependence=dep_table,
         predictions=predictions,
         folds=folds_df,
         leaderboard=pd.concat(boards, ignore_index=True),

@@ -15,8 +15,10 @@ on nor scored (the feature builder leaves them out).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,16 @@ import pandas as pd
 
 from mercato.errors import DataError
 
-__all__ = ["SCORES_TABLE", "TrainRun", "default_cutoffs", "save", "score", "train"]
+__all__ = [
+    "SCORES_TABLE",
+    "TrainRun",
+    "compare_with_truth",
+    "default_cutoffs",
+    "save",
+    "score",
+    "train",
+    "truth_window_end",
+]
 
 SCORES_TABLE = "customer_propensity"
 Progress = Callable[[str], None]
@@ -162,6 +173,16 @@ def train(
         "chosen": first.chosen_,
         "metrics": report,
     }
+    yh = y[held].to_numpy()
+    if task != "classification" or 0 < yh.sum() < len(yh):
+        from mercato.models import importance as gi
+
+        step("what drives the model (shuffling features on the latest cutoff)")
+        imp, dep = gi.drivers(
+            first, Xh, yh, groups=gi.feature_groups(X[held], seed=seed), seed=seed
+        )
+        holdout["importance"] = imp.to_dict("records")
+        holdout["dependence"] = dep.astype(object).where(dep.notna(), None).to_dict("records")
     step("fitting on every cutoff")
     model = fit(frame_cut.notna())
     return TrainRun(
@@ -215,13 +236,16 @@ def score(
     version: int | None = None,
     as_of: Any = None,
     top: int = 3,
+    method: str = "auto",
     write: bool = True,
     progress: Progress | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score every customer as of ``as_of`` (default: the day after the last order) with reasons.
 
     Returns the scores (``customer_id``, ``score``, ``reason_1``..., ``contribution_1``...) and a
-    summary; writes them to ``customer_propensity`` unless ``write=False``.
+    summary; writes them to ``customer_propensity`` unless ``write=False``. ``method`` is the
+    explanation method (:func:`mercato.models.explain.explain`): by default TreeSHAP for up to
+    5,000 customers, path attributions beyond.
     """
     import ibis
 
@@ -243,13 +267,9 @@ def score(
     step(f"building features as of {cutoff.date()}")
     fs = build_features(warehouse, cutoff, spec=spec)
     X = fs.X.assign(_cutoff=cutoff)
-    step("scoring")
-    if model.task == "classification":
-        s = model.predict_proba(X)[:, 1]
-    else:
-        s = model.predict(X)
-    step("explaining")
-    e = explain(model, X)
+    step("scoring and explaining")
+    e = explain(model, X, method=method)
+    s = model.from_raw(e.raw)  # the same pass gives the score and its reasons
     why = reasons(e, X, top=top).reset_index(drop=True)
     why = why[[c for c in why.columns if c.startswith("reason_") or c.startswith("contribution_")]]
     out = pd.concat(
@@ -264,9 +284,12 @@ def score(
     ref = f"{name}@v{mv.version}"
     summary = {
         "model": ref,
+        "label": (mv.manifest.get("params") or {}).get("label"),
+        "horizon_days": (mv.manifest.get("params") or {}).get("horizon_days"),
         "as_of": str(cutoff.date()),
         "customers": len(out),
         "mean_score": float(np.mean(s)) if len(s) else None,
+        "explanations": e.method,
         "notes": list(fs.notes),
     }
     if write:
@@ -278,3 +301,108 @@ def score(
         warehouse.create_table_from(SCORES_TABLE, ibis.memtable(table))
         summary["table"] = SCORES_TABLE
     return out, summary
+
+
+def _truth_folder(truth: Any) -> Path:
+    folder = Path(truth)
+    if (folder / "truth").is_dir():
+        folder = folder / "truth"
+    if not (folder / "customers.parquet").exists() or not (folder / "meta.json").exists():
+        raise DataError(
+            "no synthetic-shop truth here (truth/customers.parquet and truth/meta.json)",
+            file=str(folder),
+        )
+    return folder
+
+
+def truth_window_end(truth: Any) -> str:
+    """The day the synthetic shop's window ends (the truth's hold-out starts), ISO."""
+    meta = json.loads((_truth_folder(truth) / "meta.json").read_text())
+    return str(pd.Timestamp(meta["window"]["end"]).date())
+
+
+def compare_with_truth(
+    scores: pd.DataFrame,
+    truth: Any,
+    *,
+    label: str = "purchase",
+    horizon_days: int = 90,
+    as_of: Any = None,
+) -> dict[str, Any]:
+    """Scores against the synthetic shop's truth: ROC-AUC of the scores and of the true
+    probabilities (``truth/customers.parquet``, ``p_purchase_next_90d``) on the same customers,
+    against what happened in the 90 days after the window (``purchases_next_90d > 0``).
+
+    The truth covers one question: a purchase (or, for ``churn``, none) in the 90 days after
+    the window, so the scores must be for that label and horizon, as of the window's end.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from mercato.models._common import plain
+
+    folder = _truth_folder(truth)
+    path = folder / "customers.parquet"
+    meta = json.loads((folder / "meta.json").read_text())
+    end = pd.Timestamp(meta["window"]["end"]).normalize()
+    days = int(meta.get("holdout", {}).get("days", 90))
+    if label not in ("purchase", "churn"):
+        raise DataError(
+            f"the truth knows purchases and churn, not {label!r}", column="label", value=label
+        )
+    if int(horizon_days) != days:
+        raise DataError(
+            f"the truth covers {days} days after the window; the model predicts {horizon_days}",
+            column="horizon_days",
+            value=horizon_days,
+            hint=f"train with --horizon {days}",
+        )
+    if as_of is not None and pd.Timestamp(as_of).normalize() != end:
+        raise DataError(
+            f"the truth is as of the window's end ({end.date()}); these scores are as of "
+            f"{pd.Timestamp(as_of).date()}",
+            column="as_of",
+            value=str(as_of),
+            hint=f"score with --as-of {end.date()}",
+        )
+    if "customer_id" not in scores.columns or "score" not in scores.columns:
+        raise DataError("the scores need customer_id and score columns")
+    import pyarrow.parquet as pq
+
+    wanted = ["customer_id", "p_purchase_next_90d", "purchases_next_90d"]
+    lacking = [c for c in wanted if c not in pq.read_schema(path).names]
+    if lacking:
+        raise DataError(
+            f"this truth has no {lacking[0]!r} column: it was made by an older Mercato",
+            file=str(path),
+            column=lacking[0],
+            hint="generate the shop again (mercato synth)",
+        )
+    tf = pd.read_parquet(path, columns=wanted)
+    d = (
+        scores[["customer_id", "score"]]
+        .astype({"customer_id": str})
+        .merge(tf.astype({"customer_id": str}), on="customer_id", how="inner")
+    )
+    y = (d["purchases_next_90d"] > 0).to_numpy()
+    p_true = d["p_purchase_next_90d"].to_numpy(dtype=float)
+    if label == "churn":
+        y, p_true = ~y, 1.0 - p_true
+    if len(d) == 0 or y.all() or not y.any():
+        raise DataError(
+            "the scored customers are not in the truth, or all had the same outcome",
+            hint="score the shop the truth belongs to",
+        )
+    model_auc = float(roc_auc_score(y, d["score"].to_numpy(dtype=float)))
+    true_auc = float(roc_auc_score(y, p_true))
+    return plain(
+        {
+            "customers": len(d),
+            "outcome_rate": float(y.mean()),
+            "roc_auc": model_auc,
+            "true_probability_roc_auc": true_auc,
+            "difference": true_auc - model_auc,
+            "within_0_03": abs(true_auc - model_auc) <= 0.03,
+            "as_of": str(end.date()),
+            "label": label,
+        }
+    )

@@ -11,6 +11,7 @@ from typing import Any
 
 from mercato.data.warehouse import Warehouse
 from mercato.errors import MercatoError
+from mercato.models.importance import short_name
 from mercato.models.registry import ModelRegistry
 from mercato.report.build import ReportTable, Section
 from mercato.report.charts import LineChart, Series
@@ -247,6 +248,7 @@ def propensity_section(ws: Workspace, wh: Warehouse) -> Section | None:
     if not versions:
         return None
     tables: list[ReportTable] = []
+    charts: list[LineChart] = []
     intro: list[str] = []
     notes: list[str] = []
     for mv in versions:
@@ -296,6 +298,39 @@ def propensity_section(ws: Workspace, wh: Warehouse) -> Section | None:
                      for r in board[:12]],
                 )
             )  # fmt: skip
+        imp = h.get("importance") or []
+        if imp:
+            metric = "ROC-AUC" if imp[0].get("metric") == "roc_auc" else "R²"
+            tables.append(
+                ReportTable(
+                    f"{mv.name}: what drives it (drop of the latest cutoff's {metric} when a "
+                    "group of correlated features is shuffled)",
+                    ["features", "importance", "sd", "share"],
+                    [[short_name(r["group"], 4), _sig(r["importance"]), _sig(r.get("sd")),
+                      f"{r['share']:.1%}"] for r in imp[:10]],
+                )
+            )  # fmt: skip
+        for feature, points in _by_feature(h.get("dependence") or []).items():
+            numeric = [p for p in points if p.get("kind") == "numeric" and p.get("x") is not None]
+            if len(numeric) >= 2:
+                charts.append(
+                    LineChart(
+                        f"{mv.name}: partial dependence on {feature}",
+                        feature,
+                        "mean prediction",
+                        [Series("prediction", [p["x"] for p in numeric],
+                                [p["prediction"] for p in numeric])],
+                    )
+                )  # fmt: skip
+            else:
+                tables.append(
+                    ReportTable(
+                        f"{mv.name}: partial dependence on {feature}",
+                        ["value", "mean prediction", "share of customers"],
+                        [[p["value"], _sig(p["prediction"]), f"{p['share']:.1%}"]
+                         for p in points],
+                    )
+                )  # fmt: skip
     if wh.has_table("customer_propensity"):
         t = wh.table("customer_propensity")
         n = wh.count("customer_propensity")
@@ -318,7 +353,15 @@ def propensity_section(ws: Workspace, wh: Warehouse) -> Section | None:
         intro=" ".join(intro),
         tables=tables,
         notes=notes,
+        charts=charts,
     )
+
+
+def _by_feature(points: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for p in points:
+        out.setdefault(str(p.get("feature")), []).append(p)
+    return out
 
 
 SECTIONS: list[Callable[[Workspace, Warehouse], Section | None]] = [

@@ -337,6 +337,24 @@ def test_holdout_outcomes_match_their_expectations(large: Shop) -> None:
     assert large.table("orders").ts.max() < large.end
 
 
+def test_true_purchase_probability_is_calibrated_and_below_the_oracle(large: Shop) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    tc = large.truth("customers")
+    p = tc["p_purchase_next_90d"].to_numpy()
+    assert ((p >= 0) & (p <= 1)).all()
+    # baseline purchases only: contact-caused orders come on top of the probability
+    bought = (tc["purchases_next_90d"] > 0).to_numpy()
+    assert p.mean() < bought.mean() < p.mean() + 0.08
+    # it ranks well, but not as well as knowing who is still alive (which no data shows)
+    auc = roc_auc_score(bought, p)
+    oracle = roc_auc_score(bought, tc["expected_purchases_next_90d"])
+    assert 0.78 < auc < oracle - 0.03
+    # nobody dead is certain to buy, a customer without purchases is alive for sure
+    alive = tc["alive_at_end"].to_numpy()
+    assert p[~alive].max() < 1 and p[alive].mean() > p[~alive].mean()
+
+
 def test_order_values_match_spend_mean(large: Shop) -> None:
     orders = large.truth("orders").query("cause != 'return'")
     spend = large.truth("customers").set_index("customer_id").spend_mean

@@ -36,20 +36,45 @@ def data() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     return X, y, spend
 
 
-@pytest.mark.parametrize("candidate", ["lightgbm", "logistic", "dummy"])
-def test_contributions_add_up_to_the_raw_score(data, candidate):
+@pytest.mark.parametrize(
+    ("candidate", "method"),
+    [("lightgbm", "treeshap"), ("lightgbm", "path"), ("logistic", "auto"), ("dummy", "auto")],
+)
+def test_contributions_add_up_to_the_raw_score(data, candidate, method):
     X, y, _ = data
     model = PropensityModel(candidates=(candidate,), time_budget=10).fit(X, y)
     sample = X.iloc[:10_000]
-    e = explain(model, sample)
+    e = explain(model, sample, method=method)
+    assert e.method == (method if candidate == "lightgbm" else "exact")
     assert e.check(atol=1e-6) < 1e-6  # 10,000 rows
     # the raw score is the model's own (before calibration), in log-odds
     p = model._raw(sample)
     np.testing.assert_allclose(1 / (1 + np.exp(-e.raw)), p, rtol=1e-9, atol=1e-12)
     assert list(e.contributions.columns) == ["orders_90d", "recency_days", "country"]
+    # scoring from the explanation's raw score gives predict_proba's probabilities
+    np.testing.assert_allclose(
+        model.from_raw(e.raw), model.predict_proba(sample)[:, 1], rtol=1e-9, atol=1e-12
+    )
     # a web worker explains from the saved JSON alone, identically
     again = model_from_dict(json.loads(json.dumps(model.to_dict())))
-    np.testing.assert_allclose(explain(again, sample).contributions, e.contributions, atol=1e-12)
+    np.testing.assert_allclose(
+        explain(again, sample, method=method).contributions, e.contributions, atol=1e-12
+    )
+
+
+def test_auto_uses_treeshap_for_few_rows_and_paths_for_many(data):
+    X, y, _ = data
+    model = PropensityModel(candidates=("lightgbm",), time_budget=10).fit(X, y)
+    few, many = explain(model, X.iloc[:100]), explain(model, X.iloc[:6000])
+    assert (few.method, many.method) == ("treeshap", "path")
+    # same bias, same raw score; the two methods mostly agree on the top reason
+    np.testing.assert_allclose(few.bias, many.bias[:100], atol=1e-9)
+    np.testing.assert_allclose(few.raw, many.raw[:100], atol=1e-9)
+    shap = explain(model, X.iloc[:2000], method="treeshap").contributions.abs().idxmax(axis=1)
+    path = many.contributions.iloc[:2000].abs().idxmax(axis=1)
+    assert (shap == path).mean() > 0.7
+    with pytest.raises(DataError, match="method"):
+        explain(model, X.iloc[:5], method="lime")
 
 
 def test_signal_shows_in_the_reasons(data):

