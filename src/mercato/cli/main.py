@@ -21,6 +21,7 @@ from mercato.cli import demo as demo_cmd
 from mercato.cli import ingest as ingest_cmd
 from mercato.cli import models as models_cmd
 from mercato.cli import predict as predict_cmd
+from mercato.cli import recommend as recommend_cmd
 from mercato.cli import report as report_cmd
 from mercato.cli import synth as synth_cmd
 from mercato.cli import uplift as uplift_cmd
@@ -59,6 +60,7 @@ app.add_typer(analyze_cmd.app, name="analyze")
 app.add_typer(clv_cmd.app, name="clv")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(predict_cmd.app, name="predict")
+app.add_typer(recommend_cmd.app, name="recommend")
 app.add_typer(uplift_cmd.app, name="uplift")
 report_cmd.register(app)
 demo_cmd.register(app)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from mercato.cli.common import JsonOpt, Output, QuietOpt, WorkspaceOpt
+from mercato.cli.common import fmt as _fmt
 
 app = typer.Typer(
     help="Propensity models: who will buy, churn or answer a campaign, and how well we can tell.",
@@ -18,16 +18,6 @@ app = typer.Typer(
 
 def _split_list(text: str | None) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()] if text else []
-
-
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return ""
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
 
 
 @app.command("evaluate")
@@ -531,8 +521,15 @@ def score_cmd(
 
     o = Output(json_, quiet)
     ws = Workspace.open(workspace)
-    if truth is not None and as_of is None:
-        as_of = pf.truth_window_end(truth)
+    if truth is not None:  # judged before anything is scored or written
+        from mercato.models.registry import ModelRegistry
+
+        params = ModelRegistry(ws).get(name, version).manifest.get("params") or {}
+        if as_of is None:
+            as_of = pf.truth_window_end(truth)
+        pf.check_truth(
+            truth, label=params.get("label"), horizon_days=params.get("horizon_days"), as_of=as_of
+        )
     with ws.warehouse() as wh, o.progress("scoring", 3) as update:
         done = {"n": 0}
 

@@ -1187,7 +1187,16 @@ def _chunk(ctx: _Ctx, k: int) -> _ChunkResult:  # noqa: C901 - one linear pipeli
     np.maximum.at(last_seen, base_c[seen], base_t[seen])
     stay = (1.0 - pdrop) * np.exp(-lam * np.where(x_seen > 0, D - last_seen, 0.0))
     p_alive_given_history = np.where(x_seen > 0, stay / (stay + pdrop), 1.0)
-    p_next = p_alive_given_history * -np.expm1(-HOLDOUT_DAYS * lam)
+    # orders caused by contacts in the hold-out: a thinned Poisson process (each contact
+    # causes an order with its channel's effect after a uniform lag), independent of the
+    # baseline purchases; before a first order the customer is alive for sure, so
+    # P(no order in the hold-out | alive) = exp(-90 lambda - expected caused orders)
+    caused_next = (
+        rates
+        * _EFFECT[None, :]
+        * _caused_in_window(np.zeros((n, nch)), b[:, None] - D, s1 - D, float(HOLDOUT_DAYS))
+    ).sum(axis=1)
+    p_next = p_alive_given_history * -np.expm1(-HOLDOUT_DAYS * lam - caused_next)
     last90 = o_t[wi] >= D - min(90.0, D)
     bought_late = np.bincount(o_c[wi][last90], minlength=n) > 0
     churned = ~alive_end & ~bought_late
@@ -1365,16 +1374,23 @@ def _events(  # noqa: C901 - one linear pipeline
     l_start, l_n, l_prod = lines
     nwo = len(o_c)
 
-    # sessions: purchase sessions first (one per window order), then browsing. Browsing
-    # follows the purchase rate while alive (lambda), not the orders actually placed: a count
-    # of realised orders would let browsing before a day reveal the orders after it.
+    # sessions: purchase sessions first (one per window order), then browsing: two Poisson
+    # processes of constant rate, 2.5 lambda a day while alive and 0.01 a day while active
+    # (until 60 days after dropout). Constant rates on their spans keep browsing before any
+    # day blind to what happens after it (a count of realised orders, or sessions spread
+    # over a span that ends at a later dropout, would let it foretell orders and dropout).
     active_end = np.minimum(D, death + BROWSE_AFTER_DEATH_DAYS)
     active = np.maximum(active_end - b, 0.0)
     alive_days = np.maximum(np.minimum(D, death) - b, 0.0)
-    n_browse = rng.poisson(BROWSE_PER_ORDER * lam * alive_days + BROWSE_PER_DAY * active)
-    br_c = np.repeat(np.arange(n), n_browse)
+    n_intent = rng.poisson(BROWSE_PER_ORDER * lam * alive_days)
+    n_idle = rng.poisson(BROWSE_PER_DAY * active)
+    br_c = np.concatenate([np.repeat(np.arange(n), n_intent), np.repeat(np.arange(n), n_idle)])
+    span = np.concatenate([np.repeat(alive_days, n_intent), np.repeat(active, n_idle)])
+    br_start = b[br_c] + span * rng.random(len(br_c))
+    keep_order = np.argsort(br_c, kind="stable")
+    br_c, br_start = br_c[keep_order], br_start[keep_order]
+    del span, keep_order
     nbr = len(br_c)
-    br_start = b[br_c] + active[br_c] * rng.random(nbr)
     br_ch = _BASE_CH_CODE[_RowSampler(chmix).sample(br_c, rng.random(nbr))]
     S = nwo + nbr
     s_c = np.concatenate([o_c, br_c]).astype(np.int32)
@@ -2049,11 +2065,12 @@ def _meta(
             "expected_purchases_next_90d": "alive_at_end * [(1 - exp(-90 lambda p)) / p + "
             "sum over channels of rate x effect x integral of P(alive at order time)]; exact",
             "expected_value_next_90d": "expected_purchases_next_90d * spend_mean",
-            "p_purchase_next_90d": "P(at least one baseline purchase in the 90 days | lambda, "
-            "p and the baseline purchases in the window) = P(alive | history) * (1 - "
-            "exp(-90 lambda)), P(alive | x > 0 purchases, the last s days ago) = (1 - p) "
-            "exp(-lambda s) / ((1 - p) exp(-lambda s) + p), 1 without purchases; the true "
-            "purchase probability a model can aim at (it does not know alive_at_end)",
+            "p_purchase_next_90d": "P(at least one order in the 90 days | lambda, p, the "
+            "contact rates and the baseline purchases in the window) = P(alive | history) * "
+            "(1 - exp(-90 lambda - m)), m the expected contact-caused orders in the hold-out, "
+            "P(alive | x > 0 purchases, the last s days ago) = (1 - p) exp(-lambda s) / "
+            "((1 - p) exp(-lambda s) + p), 1 without purchases; the true purchase probability "
+            "a model can aim at (it does not know alive_at_end)",
             "churned": "dead at the end of the window and no order in its last 90 days",
         },
         "consent": {

@@ -96,10 +96,20 @@ def explain(model: Any, X: pd.DataFrame, method: str = "auto") -> Explanation:
     if isinstance(fitted, _Booster):
         M = prep.tree_matrix(X)
         used = method if method != "auto" else ("treeshap" if n <= TREESHAP_MAX_ROWS else "path")
+        path_result = None
         if used == "path":
-            paths = fitted.paths()
-            values, raw, _routing = paths.explain(M, fitted.booster)
-            bias = np.full(n, paths.bias)
+            try:
+                paths = fitted.paths()
+                values, raw, _routing = paths.explain(M, fitted.booster)
+                path_result = (values, raw, np.full(n, paths.bias))
+            except ValueError as exc:
+                if method == "path":
+                    raise DataError(f"path attributions: {exc}", column="method") from exc
+                used = "treeshap"  # auto: the exact method instead
+        if path_result is not None:
+            values, raw, bias = path_result
+        elif n == 0:
+            values, bias, raw = np.zeros((0, len(features))), np.zeros(0), np.zeros(0)
         else:
             contrib = np.asarray(fitted.booster.predict(M, pred_contrib=True, num_threads=2))
             values, bias = contrib[:, :-1], contrib[:, -1]
@@ -143,10 +153,8 @@ def reasons(explanation: Explanation, X: pd.DataFrame, top: int = 3) -> pd.DataF
     c = explanation.contributions
     if top < 1:
         raise DataError("top must be at least 1", column="top", value=top)
-    from mercato.models.treepaths import top_k
-
     k = min(top, c.shape[1])
-    order, chosen = top_k(c.to_numpy(), k)
+    order, chosen = _top(c.to_numpy(), k)
     n = len(order)
     names = np.asarray(c.columns)
     out: dict[str, Any] = {}
@@ -163,6 +171,18 @@ def reasons(explanation: Explanation, X: pd.DataFrame, top: int = 3) -> pd.DataF
         out[f"reason_{r + 1}"] = texts
         out[f"contribution_{r + 1}"] = contrib
     return pd.DataFrame(out, index=c.index)
+
+
+def _top(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the ``k`` columns of largest |value| (ties: the first) and their values;
+    -1 and 0 where a row has fewer non-zero values. Numba's kernel for many rows."""
+    if len(values) > 20_000:
+        from mercato.models.treepaths import top_k
+
+        return top_k(values, k)
+    order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
+    chosen = np.take_along_axis(values, order, axis=1)
+    return np.where(chosen != 0, order, -1), np.where(chosen != 0, chosen, 0.0)
 
 
 def _show_many(values: np.ndarray) -> np.ndarray:

@@ -61,6 +61,17 @@ def _as_number(s: pd.Series) -> pd.Series | None:
     return None
 
 
+def _constant(col: pd.Series, value: Any) -> Any:
+    """``value`` for every row of ``col``, in the column's own dtype where it fits."""
+    missing = value is None or (isinstance(value, float) and np.isnan(value))
+    try:
+        return pd.Series(
+            pd.array([pd.NA if missing else value] * len(col), dtype=col.dtype), index=col.index
+        )
+    except (TypeError, ValueError):
+        return np.nan if missing else value
+
+
 def feature_groups(
     X: pd.DataFrame,
     threshold: float = GROUP_CORRELATION,
@@ -86,7 +97,8 @@ def feature_groups(
         from scipy.spatial.distance import squareform
 
         frame = pd.DataFrame(values)
-        rho = frame.corr(method="spearman").abs().fillna(0.0).to_numpy().copy()
+        # at least 30 rows in common: two sparse columns sharing a few rows are not a group
+        rho = frame.corr(method="spearman", min_periods=30).abs().fillna(0.0).to_numpy().copy()
         np.fill_diagonal(rho, 1.0)
         dist = np.clip(1.0 - rho, 0.0, None)
         dist = (dist + dist.T) / 2
@@ -188,8 +200,8 @@ def permutation_importance(
         for _ in range(repeats):
             order = rng.permutation(n)
             shuffled = X.copy()
-            for c in g:
-                shuffled[c] = X[c].to_numpy()[order]
+            for c in g:  # the column's own dtype kept (nullable booleans, categories...)
+                shuffled[c] = pd.Series(X[c].array.take(order), index=X.index)
             drops.append(
                 baseline - _score(yv, _predict(model, shuffled, classification), classification)
             )
@@ -231,8 +243,9 @@ def partial_dependence(
     DataFrame
         ``feature``, ``kind`` ("numeric" or "category"), ``value`` (the grid value as text for
         a category or "missing"; see ``x``), ``x`` (the number, NaN for a category or
-        "missing"), ``prediction`` (mean probability or amount) and ``share`` (of the rows
-        whose own value is at or below this grid point for a number, equal to it for a level).
+        "missing"), ``prediction`` (mean probability or amount) and ``share`` (for a number:
+        of the rows with a value, those at or below this grid point; for a level or
+        "missing": of all rows).
     """
     if not isinstance(X, pd.DataFrame):
         raise DataError("X must be a pandas DataFrame of features", value=type(X).__name__)
@@ -256,7 +269,7 @@ def partial_dependence(
             ok = v[~np.isnan(v)]
             qs: Any = np.unique(np.quantile(ok, np.linspace(0.025, 0.975, grid))) if len(ok) else []
             for q in qs:
-                points.append((f"{q:.4g}", float(q), q, float(np.mean(ok <= q))))
+                points.append((f"{q:.6g}", float(q), q, float(np.mean(ok <= q))))
             kind = "numeric"
         else:
             counts = col.astype("string").fillna(MISSING).value_counts()
@@ -274,7 +287,7 @@ def partial_dependence(
         frames = []
         for _, _, value, _ in points:
             part = sample.copy()
-            part[f] = value
+            part[f] = _constant(sample[f], value)
             frames.append(part)
         pred = _predict(model, pd.concat(frames, ignore_index=True), classification)
         means = pred.reshape(len(points), len(sample)).mean(axis=1)

@@ -29,6 +29,7 @@ from mercato.errors import DataError
 __all__ = [
     "SCORES_TABLE",
     "TrainRun",
+    "check_truth",
     "compare_with_truth",
     "default_cutoffs",
     "save",
@@ -321,6 +322,50 @@ def truth_window_end(truth: Any) -> str:
     return str(pd.Timestamp(meta["window"]["end"]).date())
 
 
+def check_truth(
+    truth: Any, *, label: Any = "purchase", horizon_days: Any = 90, as_of: Any = None
+) -> Path:
+    """That a synthetic shop's truth can judge these scores (before scoring anything):
+    a 90-day purchase or churn label, as of the window's end, a truth with the true
+    probabilities. Returns the truth's ``customers.parquet``."""
+    import pyarrow.parquet as pq
+
+    folder = _truth_folder(truth)
+    path = folder / "customers.parquet"
+    meta = json.loads((folder / "meta.json").read_text())
+    end = pd.Timestamp(meta["window"]["end"]).normalize()
+    days = int(meta.get("holdout", {}).get("days", 90))
+    if label not in ("purchase", "churn"):
+        raise DataError(
+            f"the truth knows purchases and churn, not {label!r}", column="label", value=label
+        )
+    if horizon_days is None or int(horizon_days) != days:
+        raise DataError(
+            f"the truth covers {days} days after the window; the model predicts {horizon_days}",
+            column="horizon_days",
+            value=horizon_days,
+            hint=f"train with --horizon {days}",
+        )
+    if as_of is not None and pd.Timestamp(as_of).normalize() != end:
+        raise DataError(
+            f"the truth is as of the window's end ({end.date()}); these scores are as of "
+            f"{pd.Timestamp(as_of).date()}",
+            column="as_of",
+            value=str(as_of),
+            hint=f"score with --as-of {end.date()}",
+        )
+    wanted = ["customer_id", "p_purchase_next_90d", "purchases_next_90d"]
+    lacking = [c for c in wanted if c not in pq.read_schema(path).names]
+    if lacking:
+        raise DataError(
+            f"this truth has no {lacking[0]!r} column: it was made by an older Mercato",
+            file=str(path),
+            column=lacking[0],
+            hint="generate the shop again (mercato synth)",
+        )
+    return path
+
+
 def compare_with_truth(
     scores: pd.DataFrame,
     truth: Any,
@@ -340,43 +385,10 @@ def compare_with_truth(
 
     from mercato.models._common import plain
 
-    folder = _truth_folder(truth)
-    path = folder / "customers.parquet"
-    meta = json.loads((folder / "meta.json").read_text())
-    end = pd.Timestamp(meta["window"]["end"]).normalize()
-    days = int(meta.get("holdout", {}).get("days", 90))
-    if label not in ("purchase", "churn"):
-        raise DataError(
-            f"the truth knows purchases and churn, not {label!r}", column="label", value=label
-        )
-    if int(horizon_days) != days:
-        raise DataError(
-            f"the truth covers {days} days after the window; the model predicts {horizon_days}",
-            column="horizon_days",
-            value=horizon_days,
-            hint=f"train with --horizon {days}",
-        )
-    if as_of is not None and pd.Timestamp(as_of).normalize() != end:
-        raise DataError(
-            f"the truth is as of the window's end ({end.date()}); these scores are as of "
-            f"{pd.Timestamp(as_of).date()}",
-            column="as_of",
-            value=str(as_of),
-            hint=f"score with --as-of {end.date()}",
-        )
+    path = check_truth(truth, label=label, horizon_days=horizon_days, as_of=as_of)
     if "customer_id" not in scores.columns or "score" not in scores.columns:
         raise DataError("the scores need customer_id and score columns")
-    import pyarrow.parquet as pq
-
     wanted = ["customer_id", "p_purchase_next_90d", "purchases_next_90d"]
-    lacking = [c for c in wanted if c not in pq.read_schema(path).names]
-    if lacking:
-        raise DataError(
-            f"this truth has no {lacking[0]!r} column: it was made by an older Mercato",
-            file=str(path),
-            column=lacking[0],
-            hint="generate the shop again (mercato synth)",
-        )
     tf = pd.read_parquet(path, columns=wanted)
     d = (
         scores[["customer_id", "score"]]
@@ -402,7 +414,7 @@ def compare_with_truth(
             "true_probability_roc_auc": true_auc,
             "difference": true_auc - model_auc,
             "within_0_03": abs(true_auc - model_auc) <= 0.03,
-            "as_of": str(end.date()),
+            "as_of": truth_window_end(truth),
             "label": label,
         }
     )

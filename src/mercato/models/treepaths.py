@@ -18,9 +18,10 @@ Against TreeSHAP (LightGBM's ``pred_contrib``) it is:
   ``O(leaves x depth^2)`` per tree and row.
 
 The walk follows LightGBM's own decision rules (missing-value type, default direction, zero
-threshold, categorical sets). Every call checks the raw scores of a sample of rows against
-LightGBM's prediction; should they ever differ, the rows are routed by LightGBM itself
-(``pred_leaf``) and only the attribution is done here.
+threshold, categorical sets). Every call checks the raw scores of up to 256 rows spread over
+the input against LightGBM's prediction; should they differ, the rows are routed by LightGBM
+itself (``pred_leaf``) and only the attribution is done here (and if even that does not add up,
+a ``ValueError`` says to use TreeSHAP). Multiclass models and linear trees are refused.
 """
 
 from __future__ import annotations
@@ -39,8 +40,17 @@ IntArray = npt.NDArray[np.int64]
 
 #: LightGBM's kZeroThreshold (1e-35 as a float32): values this close to 0 are 0
 ZERO = float(np.float32(1e-35))
-#: rows whose raw score is checked against LightGBM's own on every call
+#: rows (spread over the input) whose raw score is checked against LightGBM's on every call
 CHECK_ROWS = 256
+
+
+def _jit(fn: Any) -> Any:
+    """Compiled for every core, cached on disk where the package folder (or numba's user
+    cache) is writable, else compiled once per process."""
+    try:
+        return numba.njit(parallel=True, cache=True, nogil=True)(fn)
+    except RuntimeError:  # no writable cache location
+        return numba.njit(parallel=True, cache=False, nogil=True)(fn)
 
 
 def _code(node: dict[str, Any], node_base: int, leaf_base: int) -> int:
@@ -77,6 +87,10 @@ class TreePaths:
     def from_booster(cls, booster: Any) -> TreePaths:
         """The arrays of a ``lightgbm.Booster`` (read from its ``dump_model``)."""
         dump = booster.dump_model()
+        if int(dump.get("num_tree_per_iteration", 1)) != 1:
+            raise ValueError("path attributions need one tree per iteration (not multiclass)")
+        if "is_linear=1" in booster.model_to_string():
+            raise ValueError("path attributions cannot explain linear trees: use TreeSHAP")
         trees = dump["tree_info"]
         sizes = [int(t["num_leaves"]) for t in trees]
         m, n_leaves = sum(max(s - 1, 0) for s in sizes), sum(sizes)
@@ -162,8 +176,9 @@ class TreePaths:
         """Contributions ``(n, n_features)``, raw scores (the sum of the leaves' values, computed
         apart from the contributions) and the routing used (``"walk"`` or ``"pred_leaf"``).
 
-        With ``booster``, the raw scores of the first rows are checked against LightGBM's; on
-        any difference the rows are routed by ``booster.predict(pred_leaf=True)``.
+        With ``booster``, the raw scores of up to 256 rows spread over ``M`` are checked
+        against LightGBM's; on any difference the rows are routed by
+        ``booster.predict(pred_leaf=True)``.
         """
         M = np.ascontiguousarray(M, dtype=np.float64)
         if M.ndim != 2 or M.shape[1] < self.n_features:
@@ -187,12 +202,14 @@ class TreePaths:
         )
         if booster is None or len(M) == 0:
             return out, raw, "walk"
-        k = min(len(M), CHECK_ROWS)
-        theirs = np.asarray(booster.predict(M[:k], raw_score=True, num_threads=1), dtype=float)
-        if np.allclose(raw[:k], theirs, rtol=1e-12, atol=1e-9):
+        rows = np.unique(np.linspace(0, len(M) - 1, min(len(M), CHECK_ROWS)).astype(np.int64))
+        theirs = np.asarray(booster.predict(M[rows], raw_score=True, num_threads=1), dtype=float)
+        if np.allclose(raw[rows], theirs, rtol=1e-12, atol=1e-9):
             return out, raw, "walk"
         leaves = np.ascontiguousarray(booster.predict(M, pred_leaf=True), dtype=np.int64)
         out, raw = self.explain_leaves(leaves)
+        if not np.allclose(raw[rows], theirs, rtol=1e-12, atol=1e-9):
+            raise ValueError("the trees' leaves do not add up to LightGBM's score: use TreeSHAP")
         return out, raw, "pred_leaf"
 
     def explain_leaves(self, leaves: npt.NDArray[Any]) -> tuple[FloatArray, FloatArray]:
@@ -242,7 +259,7 @@ def _expected(left: Any, right: Any, value: Any, count: Any, roots: Any) -> Floa
     return out
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)  # type: ignore[misc]
+@_jit
 def _walk(
     M: Any,
     roots: Any,
@@ -296,7 +313,7 @@ def _walk(
     return out, raw
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)  # type: ignore[misc]
+@_jit
 def _climb(
     leaves: Any,
     first: Any,
@@ -334,7 +351,7 @@ def top_k(values: FloatArray, k: int) -> tuple[IntArray, FloatArray]:
     return _top_k(values, k)  # type: ignore[no-any-return]
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)  # type: ignore[misc]
+@_jit
 def _top_k(values: Any, k: int) -> tuple[Any, Any]:  # pragma: no cover - compiled
     n, m = values.shape
     idx = np.full((n, k), -1, dtype=np.int64)

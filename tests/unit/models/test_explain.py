@@ -114,3 +114,12 @@ def test_bad_input(data):
         explain(model, X.drop(columns="orders_90d"))
     with pytest.raises(DataError, match="top"):
         reasons(explain(model, X.iloc[:5]), X.iloc[:5], top=0)
+
+
+def test_no_rows_give_an_empty_explanation(data):
+    X, y, _ = data
+    model = PropensityModel(candidates=("lightgbm",), time_budget=5).fit(X, y)
+    for method in ("auto", "treeshap", "path"):
+        e = explain(model, X.iloc[:0], method=method)
+        assert e.contributions.shape == (0, 3) and len(e.raw) == 0
+        assert reasons(e, X.iloc[:0]).empty

@@ -126,3 +126,23 @@ def test_text_that_reads_as_numbers_is_grouped_and_gridded_as_numbers():
     dep = gi.partial_dependence(model, X, ["total"], grid=5)
     assert (dep["kind"] == "numeric").all() and len(dep) == 6 and dep["value"].iloc[-1] == "missing"
     assert dep["x"].iloc[:5].is_monotonic_increasing
+
+
+def test_nullable_booleans_keep_their_dtype_and_sparse_columns_are_not_grouped():
+    rng = np.random.default_rng(4)
+    n = 2000
+    flag = pd.array(rng.random(n) < 0.4, dtype="boolean")
+    flag[rng.random(n) < 0.1] = pd.NA
+    X = pd.DataFrame({"flag": flag, "x": rng.normal(size=n)})
+    # two unrelated columns, missing almost everywhere, that share 3 rows
+    s1, s2 = np.full(n, np.nan), np.full(n, np.nan)
+    s1[:3], s2[:3] = [1, 2, 3], [10, 20, 30]
+    s1[3:40], s2[40:80] = rng.normal(size=37), rng.normal(size=40)
+    X["sparse1"], X["sparse2"] = s1, s2
+    assert ["sparse1", "sparse2"] not in gi.feature_groups(X)
+    y = (rng.random(n) < np.where(flag.fillna(False), 0.7, 0.3)).astype(int)
+    model = PropensityModel(candidates=("lightgbm",), time_budget=5).fit(X.iloc[:1500], y[:1500])
+    imp = gi.permutation_importance(model, X.iloc[1500:], y[1500:])
+    assert imp["group"].iloc[0] == "flag"
+    dep = gi.partial_dependence(model, X.iloc[1500:], ["flag"])
+    assert set(dep["value"]) == {"True", "False", "missing"}

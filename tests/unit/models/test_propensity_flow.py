@@ -82,6 +82,10 @@ def test_cli_train_and_score(ws, capsys, tmp_path):
     assert out["table"] == "customer_propensity" and csv.exists() and len(out["top"]) == 5
     code = main(["predict", "score", "-w", w, "--name", "nope"])
     assert code == 1 and "no model named 'nope'" in capsys.readouterr().err
+    # a 30-day model cannot be judged by the 90-day truth: said before anything is scored
+    truth = ws.path.parent / "shop" / "truth"
+    code = main(["predict", "score", "-w", w, "--name", "p30", "--truth", str(truth)])
+    assert code == 1 and "covers 90 days" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

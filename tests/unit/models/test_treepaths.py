@@ -130,3 +130,16 @@ def test_top_k_is_argsort_by_magnitude_with_stable_ties():
     assert np.array_equal(np.where(live, order, -1), idx)
     assert np.array_equal(np.where(live, taken, 0.0), val)
     assert top_k(v, 20)[0].shape == (2000, 9)
+
+
+def test_models_it_cannot_explain_are_refused():
+    X, y = _data(600)
+    linear = lgb.train({"objective": "regression", "linear_tree": True, "verbose": -1},
+                       lgb.Dataset(X[:, [0, 3, 4]], y), 5)  # fmt: skip
+    with pytest.raises(ValueError, match="linear trees"):
+        TreePaths.from_booster(linear)
+    labels = (X[:, 0] > 0).astype(int) + (X[:, 3] > 1)
+    multi = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1},
+                      lgb.Dataset(X, labels), 3)  # fmt: skip
+    with pytest.raises(ValueError, match="multiclass"):
+        TreePaths.from_booster(multi)

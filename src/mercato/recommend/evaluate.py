@@ -1,0 +1,398 @@
+"""Splits, tuning on validation, and the honest comparison of recommenders.
+
+Splits (:func:`split`) work on (user, item) pairs, so that a pair is never on both sides
+(``time`` cuts events, then drops from the test side the pairs the user already had):
+
+- ``stratified`` (default): per user (``by="user"``, as Microsoft Recommenders'
+  ``python_stratified_split``: each user's pairs shuffled with ``seed``, the first
+  ``round((1 - test_size) x n)`` to training) or per item (``by="item"``).
+- ``random``: pairs shuffled with ``seed``.
+- ``leave_last``: each user's latest pair (by its last event) to test, for users with two or
+  more pairs; needs times.
+- ``time``: events from the ``1 - test_size`` quantile of time on are test; needs times.
+
+:func:`evaluate` keeps the test part apart, carves a validation part out of the training part
+with the same split (``seed + 1``), tries each model's settings on it (a small grid sized to
+the data, within a time budget per model), refits the best settings on the whole training
+part and measures the top ``k`` of every test user who has training history, the user's
+training items removed from the candidates. Test items never seen in training stay relevant
+(no model can find them; the note says how many). Metrics: :mod:`mercato.recommend.metrics`.
+"""
+
+from __future__ import annotations
+
+import math
+import time as _time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from mercato.analytics.base import AnalysisResult
+from mercato.errors import DataError
+from mercato.recommend.interactions import IdMap, Interactions
+from mercato.recommend.metrics import ranking_metrics
+from mercato.recommend.models import EASE_MAX_ITEMS, MODELS, Recommender, make_model
+
+__all__ = ["SPLITS", "DEFAULT_MODELS", "RecEvaluation", "evaluate", "grid", "split"]
+
+SPLITS = ("stratified", "random", "leave_last", "time")
+DEFAULT_MODELS = ("popularity", "itemknn", "ease", "als", "bpr", "nmf")
+Progress = Callable[[int, int, str], None]
+#: users scored at once (a dense users x items block)
+BATCH = 2048
+
+
+def _pairs(inter: Interactions) -> pd.DataFrame:
+    p = inter.pairs()
+    if "last_ts" not in p.columns:
+        p["first_ts"] = pd.NaT
+        p["last_ts"] = pd.NaT
+    return p
+
+
+def _as_interactions(pairs: pd.DataFrame, like: Interactions) -> Interactions:
+    f = pairs.rename(columns={"last_ts": "ts"})[["user", "item", "weight", "ts"]]
+    return Interactions(f.reset_index(drop=True), like.users, like.items, [], like.item_info)
+
+
+def split(
+    inter: Interactions,
+    method: str = "stratified",
+    *,
+    test_size: float = 0.25,
+    seed: int = 42,
+    by: str = "user",
+    test_from: Any = None,
+) -> tuple[Interactions, Interactions, list[str]]:
+    """``(train, test, notes)``: see the module's notes. ``test_from`` (a date) sets where the
+    ``time`` split cuts (default: the ``1 - test_size`` quantile of the events' times)."""
+    if method not in SPLITS:
+        raise DataError(f"unknown split {method!r}", column="split", value=method,
+                        hint="one of " + ", ".join(SPLITS))  # fmt: skip
+    if not (isinstance(test_size, float | int) and 0 < test_size < 1):
+        raise DataError("the test size must be a share between 0 and 1", column="test_size",
+                        value=test_size)  # fmt: skip
+    if by not in ("user", "item"):
+        raise DataError("stratify by user or item", column="by", value=by)
+    notes: list[str] = []
+    has_time = bool(inter.frame["ts"].notna().all())
+    if method in ("leave_last", "time") and not has_time:
+        raise DataError(f"the {method} split needs a time for every interaction",
+                        column="time", hint="give the time column (--time)")  # fmt: skip
+    if test_from is not None and method != "time":
+        raise DataError("--test-from goes with the time split", column="test_from")
+    if method == "time":
+        if test_from is not None:
+            try:
+                cut = pd.Timestamp(test_from)
+            except (TypeError, ValueError) as exc:
+                raise DataError("--test-from must be a date", column="test_from",
+                                value=test_from) from exc  # fmt: skip
+            if not inter.frame["ts"].min() < cut <= inter.frame["ts"].max():
+                raise DataError(f"--test-from {cut.date()} leaves one side empty",
+                                column="test_from", value=str(test_from),
+                                hint=f"the data run from {inter.frame['ts'].min().date()} to "
+                                f"{inter.frame['ts'].max().date()}")  # fmt: skip
+        else:
+            cut = inter.frame["ts"].quantile(1 - test_size)
+        later = (inter.frame["ts"] >= cut).to_numpy()
+        train_p = _pairs(inter.subset(~later))
+        test_p = _pairs(inter.subset(later))
+        known = test_p.merge(train_p[["user", "item"]], on=["user", "item"], how="left",
+                             indicator=True)["_merge"].eq("both").to_numpy()  # fmt: skip
+        if known.any():
+            notes.append(f"{int(known.sum()):,} test pairs the user already had in training "
+                         "were left out of the test")  # fmt: skip
+        test_p = test_p[~known]
+        notes.append(f"time split at {pd.Timestamp(cut)}: events from then on are the test")
+        return _as_interactions(train_p, inter), _as_interactions(test_p, inter), notes
+    p = _pairs(inter)
+    rng = np.random.default_rng(seed)
+    if method == "random":
+        test_mask = np.zeros(len(p), dtype=bool)
+        test_mask[rng.permutation(len(p))[: int(round(test_size * len(p)))]] = True
+        notes.append(f"random split of the pairs, {test_size:.0%} test, seed {seed}")
+    elif method == "leave_last":
+        order = p.sort_values(["user", "last_ts", "item"], kind="stable")
+        last = order.groupby("user").tail(1).index
+        many = p.groupby("user")["item"].transform("size") >= 2
+        test_mask = np.zeros(len(p), dtype=bool)
+        test_mask[np.asarray(last)] = True
+        test_mask &= many.to_numpy()
+        notes.append("leave-last-out: each user's latest item is the test (users with 2+ items)")
+    else:
+        key = "user" if by == "user" else "item"
+        shuffled = p.iloc[rng.permutation(len(p))]
+        pos = shuffled.groupby(key, sort=False).cumcount().to_numpy()
+        size = shuffled.groupby(key, sort=False)[key].transform("size").to_numpy()
+        to_train = pos < np.round((1 - test_size) * size)
+        test_mask = np.zeros(len(p), dtype=bool)
+        test_mask[shuffled.index.to_numpy()[~to_train]] = True
+        notes.append(
+            f"stratified by {key} (as Recommenders' python_stratified_split): "
+            f"{1 - test_size:.0%} of each {key}'s pairs to training, seed {seed}"
+        )
+    return (
+        _as_interactions(p[~test_mask], inter),
+        _as_interactions(p[test_mask], inter),
+        notes,
+    )
+
+
+def grid(kind: str, n_users: int, n_items: int, nnz: int) -> list[dict[str, Any]]:
+    """The settings tried for ``kind``, in order (the first is the default)."""
+    density = nnz / max(n_users * n_items, 1)
+    if kind == "popularity":
+        return [{}]
+    if kind == "itemknn":
+        return [
+            {"similarity": "cosine", "neighbours": 100},
+            {"similarity": "bm25", "neighbours": 100},
+            {"similarity": "cosine", "neighbours": 400},
+            {"similarity": "bm25", "neighbours": 400, "k1": 1.2, "b": 0.5},
+            {"similarity": "cosine", "neighbours": 30},
+        ]
+    if kind == "ease":
+        return [{"l2": v} for v in (200.0, 50.0, 800.0, 3000.0, 15.0)]
+    if kind == "als":
+        f = 64 if n_items > 500 else 32
+        return [
+            {"factors": f, "regularization": 0.05, "alpha": 10.0},
+            {"factors": 2 * f, "regularization": 0.1, "alpha": 10.0},
+            {"factors": f, "regularization": 0.05, "alpha": 40.0},
+            {"factors": f // 2, "regularization": 0.01, "alpha": 2.0},
+            {"factors": 2 * f, "regularization": 1.0, "alpha": 40.0},
+        ]
+    if kind == "bpr":
+        it = 100 if density > 1e-3 else 200
+        return [
+            {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": it},
+            {"factors": 128, "learning_rate": 0.05, "regularization": 0.001, "iterations": it},
+            {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 2 * it},
+        ]
+    if kind == "nmf":
+        return [{"components": c} for c in (32, 16, 64)]
+    raise DataError(f"unknown model {kind!r}", column="models", value=kind)
+
+
+@dataclass
+class RecEvaluation(AnalysisResult):
+    """:func:`evaluate`'s result: ``table`` one row per model (its metrics on the test part,
+    the settings chosen on validation, seconds); ``trials`` every setting tried with its
+    validation NDCG; ``best`` the name of the model with the highest test NDCG@k;
+    ``recommendations`` the best model's top k for every evaluated user (user, item, rank,
+    score)."""
+
+    trials: pd.DataFrame = field(default_factory=pd.DataFrame)
+    recommendations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    models: dict[str, Recommender] = field(default_factory=dict)
+
+
+class _Data:
+    """A train/test pair as matrices over the training part's ids."""
+
+    def __init__(self, train: Interactions, test: Interactions) -> None:
+        users = IdMap.from_list(sorted(train.frame["user"].unique()))
+        items = IdMap.from_list(sorted(train.frame["item"].unique()))
+        self.users, self.items = users, items
+        self.train = Interactions(train.frame, users, items).matrix()
+        t = test.frame
+        ui = users.indices(t["user"].to_numpy())
+        ii = items.indices(t["item"].to_numpy())
+        self.unknown_items = int(((ii < 0) & (ui >= 0)).sum())
+        self.cold_users = int(t.loc[ui < 0, "user"].nunique())
+        warm = ui >= 0
+        # relevant items: test pairs of warm users; unseen items get columns past the catalogue
+        extra = {
+            v: len(items) + j for j, v in enumerate(sorted(t.loc[warm & (ii < 0), "item"].unique()))
+        }
+        cols = np.where(ii >= 0, ii, [extra.get(v, -1) for v in t["item"].to_numpy()])
+        rel = sp.csr_matrix(
+            (np.ones(int(warm.sum()), dtype=np.float32), (ui[warm], cols[warm])),
+            shape=(len(users), len(items) + len(extra)),
+        )
+        rel.sum_duplicates()
+        self.eval_users = np.flatnonzero(np.diff(rel.indptr) > 0)
+        self.relevant = rel[self.eval_users]
+        B = self.train.copy()
+        B.data[:] = 1
+        self.item_users = np.asarray(B.sum(axis=0)).ravel()
+
+
+def _recommend(
+    model: Recommender, d: _Data, k: int, users: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    out = np.full((len(users), k), -1, dtype=np.int64)
+    val = np.full((len(users), k), -np.inf, dtype=np.float32)
+    for a in range(0, len(users), BATCH):
+        u = users[a : a + BATCH]
+        ids, scores = model.recommend(d.train[u], k, users=u)
+        out[a : a + len(u)] = ids
+        val[a : a + len(u)] = scores
+    return out, val
+
+
+def _measure(
+    model: Recommender, d: _Data, k: int
+) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]:
+    recs, scores = _recommend(model, d, k, d.eval_users)
+    m = ranking_metrics(recs, d.relevant, k, n_items=len(d.items), item_users=d.item_users,
+                        n_train_users=len(d.users))  # fmt: skip
+    return m, (recs, scores)
+
+
+def evaluate(
+    inter: Interactions | None = None,
+    *,
+    train: Interactions | None = None,
+    test: Interactions | None = None,
+    split_method: str = "stratified",
+    test_size: float = 0.25,
+    seed: int = 42,
+    by: str = "user",
+    test_from: Any = None,
+    k: int = 10,
+    models: Sequence[str] = DEFAULT_MODELS,
+    tune: bool = True,
+    time_budget: float = 120.0,
+    where: str = "",
+    progress: Progress | None = None,
+) -> RecEvaluation:
+    """Every model's ranking metrics on a test part, settings chosen on validation.
+
+    Give ``inter`` (split here with ``split_method``, ``test_size``, ``seed``, ``by``) or
+    ``train`` and ``test`` (a split made elsewhere, same ids).
+    """
+    t0 = _time.perf_counter()
+    if not isinstance(k, int | np.integer) or k < 1:
+        raise DataError("k must be a whole number >= 1", column="k", value=k)
+    names = [str(m).strip().lower() for m in models if str(m).strip()]
+    for name in names:
+        if name not in MODELS:
+            raise DataError(f"unknown model {name!r}", column="models", value=name,
+                            hint="models: " + ", ".join(MODELS))  # fmt: skip
+    if not names:
+        raise DataError("no model to evaluate", column="models")
+    notes: list[str] = []
+    if train is not None or test is not None:
+        if train is None or test is None:
+            raise DataError("give both the training and the test interactions")
+        train_i, test_i = train, test
+        notes.append("the split was given (train and test files)")
+        scheme = "given"
+    else:
+        if inter is None:
+            raise DataError("no interactions given")
+        train_i, test_i, split_notes = split(inter, split_method, test_size=test_size,
+                                             seed=seed, by=by, test_from=test_from)  # fmt: skip
+        notes += list(inter.notes) + split_notes
+        scheme = split_method
+    d = _Data(train_i, test_i)
+    if len(d.eval_users) == 0:
+        raise DataError("no test user has training history: nothing to evaluate",
+                        hint="a smaller test size, or another split")  # fmt: skip
+    if d.cold_users:
+        notes.append(f"{d.cold_users:,} test users without training history are not evaluated "
+                     "(cold start is measured apart)")  # fmt: skip
+    if d.unknown_items:
+        notes.append(f"{d.unknown_items:,} test interactions are with items never seen in "
+                     "training: they count as relevant, no model can find them")  # fmt: skip
+    # validation: the same split inside the training part
+    val: _Data | None = None
+    if tune:
+        vtrain, vtest, _ = split(train_i, "stratified" if scheme == "given" else scheme,
+                                 test_size=test_size, seed=seed + 1, by=by)  # fmt: skip
+        val = _Data(vtrain, vtest)
+        if len(val.eval_users) == 0:
+            val = None
+            notes.append("too little data for a validation part: default settings used")
+    rows: list[dict[str, Any]] = []
+    trials: list[dict[str, Any]] = []
+    fitted: dict[str, Recommender] = {}
+    recs_by: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    steps = len(names)
+    for i, name in enumerate(names):
+        if progress is not None:
+            progress(i, steps, f"{name}: tuning" if val is not None else name)
+        if name == "ease" and len(d.items) > EASE_MAX_ITEMS:
+            notes.append(f"ease left out: {len(d.items):,} items (at most {EASE_MAX_ITEMS:,})")
+            continue
+        settings = grid(name, len(d.users), len(d.items), d.train.nnz)
+        chosen = settings[0]
+        started = _time.perf_counter()
+        if val is not None and len(settings) > 1:
+            best = -math.inf
+            for s in settings:
+                if _time.perf_counter() - started > time_budget and trials:
+                    notes.append(f"{name}: the tuning budget ({time_budget:g} s) ended the search")
+                    break
+                ts = _time.perf_counter()
+                m = make_model(name, **s).fit(val.train)
+                score, _ = _measure(m, val, k)
+                trials.append({"model": name, "settings": _settings_text(s),
+                               "validation_ndcg": score["ndcg"],
+                               "seconds": round(_time.perf_counter() - ts, 2)})  # fmt: skip
+                if score["ndcg"] > best:
+                    best, chosen = score["ndcg"], s
+        if progress is not None:
+            progress(i, steps, f"{name}: fitting")
+        tf = _time.perf_counter()
+        model = make_model(name, **chosen).fit(d.train)
+        fit_s = _time.perf_counter() - tf
+        metrics, lists = _measure(model, d, k)
+        fitted[name] = model
+        recs_by[name] = lists
+        named = {(m if m in ("coverage", "novelty", "users") else f"{m}@{k}"): v
+                 for m, v in metrics.items()}  # fmt: skip
+        rows.append({"model": name, **named, "settings": _settings_text(chosen),
+                     "fit_seconds": round(fit_s, 2)})  # fmt: skip
+    if progress is not None:
+        progress(steps, steps, "done")
+    table = pd.DataFrame(rows)
+    if table.empty:
+        raise DataError("no model could be evaluated", hint="; ".join(notes))
+    best_name = str(table.sort_values(f"ndcg@{k}", ascending=False)["model"].iloc[0])
+    recs, rec_scores = recs_by[best_name]
+    user_ids = np.asarray(d.users.ids)[d.eval_users]
+    item_ids = np.asarray(d.items.ids)
+    flat = recs.reshape(-1)
+    ok = flat >= 0
+    out_recs = pd.DataFrame(
+        {
+            "user": np.repeat(user_ids, recs.shape[1])[ok],
+            "item": item_ids[np.where(ok, flat, 0)][ok],
+            "rank": np.tile(np.arange(1, recs.shape[1] + 1), len(user_ids))[ok],
+            "score": rec_scores.reshape(-1)[ok],
+        }
+    )
+    summary = {
+        "input": where or None,
+        "split": scheme,
+        "test_size": test_size if scheme != "given" else None,
+        "seed": seed,
+        "by": by if scheme == "stratified" else None,
+        "k": k,
+        "train_users": len(d.users),
+        "train_items": len(d.items),
+        "train_interactions": int(d.train.nnz),
+        "test_users": int(len(d.eval_users)),
+        "test_interactions": int(d.relevant.nnz),
+        "best": best_name,
+        "tuned": val is not None,
+        "seconds": round(_time.perf_counter() - t0, 2),
+    }
+    notes.append(
+        f"MAP@{k} divides by min(relevant, {k}); map_recommenders@{k} by the number of "
+        "relevant items (Microsoft Recommenders' definition)"
+    )
+    return RecEvaluation(name="recommend", table=table, summary=summary, notes=notes,
+                         trials=pd.DataFrame(trials), recommendations=out_recs,
+                         models=fitted)  # fmt: skip
+
+
+def _settings_text(s: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in s.items()) or "-"

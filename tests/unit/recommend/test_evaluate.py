@@ -1,0 +1,142 @@
+"""Splits, metrics and the evaluation of recommenders, from the Python API and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from mercato.cli.main import main
+from mercato.errors import DataError
+from mercato.recommend.evaluate import evaluate, split
+from mercato.recommend.interactions import from_frame
+from mercato.recommend.metrics import ranking_metrics
+
+
+def ratings(n_users: int = 400, n_items: int = 150, seed: int = 0) -> pd.DataFrame:
+    """A MovieLens-shaped file: user,item,rating,timestamp, users in four taste groups."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        g = u % 4
+        own = np.arange(g * n_items // 4, (g + 1) * n_items // 4)
+        items = np.unique(np.concatenate([rng.choice(own, 12, replace=False),
+                                          rng.integers(0, n_items, 3)]))  # fmt: skip
+        for i in items:
+            rows.append((f"u{u}", f"i{i}", int(rng.integers(1, 6)),
+                         1_600_000_000 + int(rng.integers(0, 10_000_000))))  # fmt: skip
+    return pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
+
+
+def test_metrics_by_hand():
+    # user 0: relevant {1, 5}; list [5, 2, 1]: hits at ranks 1 and 3
+    # user 1: relevant {0, 2, 3, 4}; list [9, 0, 8]: a hit at rank 2
+    recs = np.array([[5, 2, 1], [9, 0, 8]])
+    rel = sp.csr_matrix((np.ones(6), ([0, 0, 1, 1, 1, 1], [1, 5, 0, 2, 3, 4])), shape=(2, 10))
+    m = ranking_metrics(recs, rel, 3, n_items=10)
+    assert m["precision"] == pytest.approx((2 / 3 + 1 / 3) / 2)
+    assert m["recall"] == pytest.approx((2 / 2 + 1 / 4) / 2)
+    d0 = (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
+    d1 = (1 / math.log2(3)) / (1 + 1 / math.log2(3) + 1 / math.log2(4))
+    assert m["ndcg"] == pytest.approx((d0 + d1) / 2)
+    ap0 = (1 / 1 + 2 / 3) / 2
+    ap1 = (1 / 2) / 3  # divided by min(4, 3)
+    assert m["map"] == pytest.approx((ap0 + ap1) / 2)
+    assert m["map_recommenders"] == pytest.approx((ap0 + (1 / 2) / 4) / 2)
+    assert m["hit_rate"] == 1.0 and m["mrr"] == pytest.approx((1 + 1 / 2) / 2)
+    assert m["coverage"] == pytest.approx(6 / 10)  # 5, 2, 1, 9, 0, 8
+
+
+def test_splits():
+    inter = from_frame(ratings(), user="user", item="item", rating="rating", time="timestamp")
+    pairs = inter.pairs()
+    train, test, notes = split(inter, "stratified", test_size=0.25, seed=42)
+    per_user = pairs.groupby("user").size()
+    got = train.frame.groupby("user").size()
+    np.testing.assert_array_equal(got.loc[per_user.index], np.round(0.75 * per_user))
+    assert len(train) + len(test) == len(pairs)
+    assert not set(zip(train.frame.user, train.frame.item, strict=True)) & set(
+        zip(test.frame.user, test.frame.item, strict=True)
+    )
+    again, _, _ = split(inter, "stratified", test_size=0.25, seed=42)
+    assert again.frame.equals(train.frame)  # the seed decides
+    by_item, _, _ = split(inter, "stratified", by="item", seed=1)
+    assert by_item.frame.groupby("item").size().min() >= 1
+    tr, te, _ = split(inter, "leave_last")
+    assert te.frame.groupby("user").size().max() == 1
+    last = pairs.sort_values("last_ts").groupby("user").tail(1)
+    assert set(zip(te.frame.user, te.frame.item, strict=True)) <= set(
+        zip(last.user, last.item, strict=True)
+    )
+    tr, te, _ = split(inter, "time", test_size=0.2)
+    assert tr.frame.ts.max() <= te.frame.ts.min()
+    tr, te, _ = split(inter, "random", test_size=0.3, seed=3)
+    assert len(te) == round(0.3 * len(pairs))
+    with pytest.raises(DataError, match="unknown split"):
+        split(inter, "loo")
+    with pytest.raises(DataError, match="share"):
+        split(inter, "random", test_size=1.5)
+    untimed = from_frame(ratings(50), user="user", item="item")
+    with pytest.raises(DataError, match="needs a time"):
+        split(untimed, "time")
+
+
+def test_evaluate_ranks_personal_models_above_popularity():
+    inter = from_frame(ratings(), user="user", item="item", rating="rating", time="timestamp")
+    res = evaluate(inter, models=["popularity", "itemknn", "ease", "als"], k=10, time_budget=20)
+    t = res.table.set_index("model")
+    assert res.summary["best"] in ("itemknn", "ease", "als")
+    assert t.loc["ease", "ndcg@10"] > t.loc["popularity", "ndcg@10"] + 0.1
+    assert (t["users"] == res.summary["test_users"]).all()
+    assert set(res.trials["model"]) == {"itemknn", "ease", "als"}  # tuned on validation
+    recs = res.recommendations
+    assert list(recs.columns) == ["user", "item", "rank", "score"]
+    assert recs.groupby("user").size().max() == 10
+
+
+def test_cli_on_a_ratings_file(tmp_path, capsys):
+    f = tmp_path / "ratings.csv"
+    ratings().to_csv(f, index=False)
+    out = tmp_path / "top10.csv"
+    code = main(["recommend", "evaluate", "--from", str(f), "--user", "user", "--item", "item",
+                 "--rating", "rating", "--time", "timestamp", "--split", "stratified",
+                 "--test-size", "0.25", "--seed", "42", "--k", "10",
+                 "--models", "popularity,ease", "--output", str(out), "--json"])  # fmt: skip
+    assert code == 0
+    payload = json.loads(capsys.readouterr().out)
+    best = payload["summary"]["best"]
+    row = next(r for r in payload["rows"] if r["model"] == best)
+    # anyone can check the metrics from the lists: precision@10 recomputed from the file
+    lists = pd.read_csv(out, dtype={"user": str, "item": str})
+    inter = from_frame(ratings(), user="user", item="item", rating="rating", time="timestamp")
+    _, test, _ = split(inter, "stratified", test_size=0.25, seed=42)
+    held = set(zip(test.frame.user, test.frame.item, strict=True))
+    hits = [(u, i) in held for u, i in zip(lists["user"], lists["item"], strict=True)]
+    users = lists.user.nunique()
+    assert users == row["users"]
+    assert sum(hits) / (10 * users) == pytest.approx(row["precision@10"])
+    # errors name the problem
+    code = main(["recommend", "evaluate", "--from", str(f), "--user", "nobody", "--item", "item"])
+    assert code == 1 and "no user column 'nobody'" in capsys.readouterr().err
+    code = main(["recommend", "evaluate", "--from", str(f), "--user", "user", "--item", "item",
+                 "--models", "svd"])  # fmt: skip
+    assert code == 1 and "unknown model 'svd'" in capsys.readouterr().err
+
+
+def test_given_train_and_test_files(tmp_path, capsys):
+    df = ratings(200)
+    tr, te = df.iloc[::4], df.drop(df.index[::4])
+    tr, te = df.drop(df.index[::4]), df.iloc[::4]
+    (tmp_path / "train.csv").write_text(tr.to_csv(index=False))
+    (tmp_path / "test.csv").write_text(te.to_csv(index=False))
+    code = main(["recommend", "evaluate", "--train", str(tmp_path / "train.csv"),
+                 "--test", str(tmp_path / "test.csv"), "--user", "user", "--item", "item",
+                 "--models", "popularity,itemknn", "--json"])  # fmt: skip
+    assert code == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["summary"]["split"] == "given"
+    assert payload["summary"]["test_interactions"] == len(te)
