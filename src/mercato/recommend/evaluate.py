@@ -166,6 +166,8 @@ def grid(kind: str, n_users: int, n_items: int, nnz: int) -> list[dict[str, Any]
             {"factors": f, "regularization": 0.05, "alpha": 40.0},
             {"factors": f // 2, "regularization": 0.01, "alpha": 2.0},
             {"factors": 2 * f, "regularization": 1.0, "alpha": 40.0},
+            {"factors": f, "regularization": 0.05, "alpha": 10.0, "scaling": "log"},
+            {"factors": 2 * f, "regularization": 0.1, "alpha": 20.0, "scaling": "log"},
         ]
     if kind == "bpr":
         it = 100 if density > 1e-3 else 200

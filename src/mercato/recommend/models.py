@@ -461,14 +461,27 @@ def _implicit_arrays(model: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ALS(_Factors):
-    """Implicit-feedback ALS (``implicit.cpu.als``): confidence ``1 + alpha x weight``."""
+    """Implicit-feedback ALS (``implicit.cpu.als``): confidence ``1 + alpha x weight``, or
+    ``1 + alpha x log(1 + weight)`` with ``scaling="log"`` (Hu, Koren and Volinsky's second
+    form, for weights such as quantities with a long tail)."""
 
     kind = "als"
-    param_names = ("factors", "regularization", "alpha", "iterations", "seed")
+    param_names = ("factors", "regularization", "alpha", "iterations", "seed", "scaling")
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        return {"factors": 64, "regularization": 0.05, "alpha": 10.0, "iterations": 15, "seed": 0}
+        return {"factors": 64, "regularization": 0.05, "alpha": 10.0, "iterations": 15, "seed": 0,
+                "scaling": "linear"}  # fmt: skip
+
+    def _weights(self, X: sp.csr_matrix) -> sp.csr_matrix:
+        scaling = self.params["scaling"]
+        if scaling == "linear":
+            return X
+        if scaling != "log":
+            raise DataError("scaling must be linear or log", column="scaling", value=scaling)
+        out = X.copy()
+        out.data = np.log1p(out.data).astype(np.float32)
+        return out
 
     def _fit(self, X: sp.csr_matrix, **_: Any) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -480,11 +493,12 @@ class ALS(_Factors):
                 alpha=float(p["alpha"]), iterations=int(p["iterations"]),
                 random_state=int(p["seed"]), num_threads=_threads(),
             )  # fmt: skip
-            m.fit(X, show_progress=False)
+            m.fit(self._weights(X), show_progress=False)
         self.user_factors, self.item_factors = _implicit_arrays(m)
 
     def fold_in(self, X: sp.csr_matrix) -> np.ndarray:
         """The ALS user step: ``(YᵀY + Yᵢᵀ(Cᵢ - I)Yᵢ + λI) u = Yᵢᵀ Cᵢ 1`` per user."""
+        X = self._weights(X)
         Y = self.item_factors.astype(np.float64)
         f = Y.shape[1]
         alpha, lam = float(self.params["alpha"]), float(self.params["regularization"])

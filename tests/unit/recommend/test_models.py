@@ -147,3 +147,7 @@ def test_bad_settings_and_unknown_models():
         make_model("ease").fit(sp.csr_matrix((3, 3)))
     with pytest.raises(DataError, match="l2"):
         make_model("ease", l2=0).fit(clustered(40, 40))
+    with pytest.raises(DataError, match="scaling"):
+        make_model("als", scaling="cubic").fit(clustered(40, 40))
+    logged = make_model("als", factors=4, iterations=3, scaling="log").fit(clustered(40, 40) * 50)
+    assert logged.recommend(clustered(40, 40)[:3] * 50, 5)[0].shape == (3, 5)
