@@ -61,6 +61,13 @@ def evaluate_cmd(
         float | None,
         typer.Option(help="Workspace: weights halve every this many days (time decay)."),
     ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="A synthetic shop's truth/ folder: add the oracle (true preferences) and each "
+            "model's share of its NDCG."
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -100,11 +107,25 @@ def evaluate_cmd(
         with ws.warehouse() as wh:
             inter = ri.from_warehouse(wh, half_life_days=half_life)
         where = f"workspace {ws.path.name}"
+    oracle = None
+    if truth is not None:
+        import pandas as pd
+
+        prefs = truth / "item_preferences.parquet"
+        if not prefs.exists():
+            prefs = truth / "truth" / "item_preferences.parquet"
+        if not prefs.exists():
+            raise DataError("no item preferences here (truth/item_preferences.parquet)",
+                            file=str(truth))  # fmt: skip
+        oracle = pd.read_parquet(prefs).rename(
+            columns={"customer_id": "user", "product_id": "item"}
+        )
     with o.progress("evaluating", len(names)) as update:
         result = evaluate(
             inter, train=tr, test=te, split_method=split, test_size=test_size, seed=seed, by=by,
             test_from=test_from, k=k, models=names, tune=not no_tune, time_budget=time_budget,
-            where=where, progress=lambda d, t, desc: update(d, total=t, description=desc),
+            oracle=oracle, where=where,
+            progress=lambda d, t, desc: update(d, total=t, description=desc),
         )  # fmt: skip
     payload = result.to_dict()
     payload["trials"] = result.trials.to_dict("records")
@@ -119,6 +140,8 @@ def evaluate_cmd(
     )
     cols = [f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"map@{k}", f"hit_rate@{k}",
             f"mrr@{k}", "coverage", "novelty"]  # fmt: skip
+    if oracle is not None:
+        cols.append(f"share_of_oracle_ndcg@{k}")
     o.table(
         f"Every model on the test part (best: {s['best']})",
         ["model", *cols, "settings (chosen on validation)"],

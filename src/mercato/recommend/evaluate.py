@@ -218,11 +218,37 @@ class _Data:
             shape=(len(users), len(items) + len(extra)),
         )
         rel.sum_duplicates()
+        self.extra = extra
         self.eval_users = np.flatnonzero(np.diff(rel.indptr) > 0)
         self.relevant = rel[self.eval_users]
         B = self.train.copy()
         B.data[:] = 1
         self.item_users = np.asarray(B.sum(axis=0)).ravel()
+
+
+def _oracle_lists(oracle: pd.DataFrame, d: _Data, k: int) -> tuple[np.ndarray, int]:
+    """The oracle's top ``k`` per evaluated user: its ranking by true utility, the user's
+    training items removed; also how many users it has fewer than ``k`` items left for."""
+    users = np.asarray(d.users.ids)[d.eval_users]
+    o = oracle[oracle["user"].isin(set(users))].sort_values(["user", "rank"], kind="stable")
+    col = d.items.indices(o["item"].to_numpy())
+    col = np.where(col >= 0, col, [d.extra.get(v, -1) for v in o["item"].to_numpy()])
+    pos = {u: i for i, u in enumerate(users)}
+    out = np.full((len(users), k), -1, dtype=np.int64)
+    fill = np.zeros(len(users), dtype=np.int64)
+    train = d.train
+    for u, c in zip(o["user"].to_numpy(), col, strict=True):
+        r = pos[u]
+        if fill[r] >= k or c < 0:
+            continue
+        row = d.eval_users[r]
+        if c < train.shape[1]:
+            a, b = train.indptr[row], train.indptr[row + 1]
+            if c in train.indices[a:b]:
+                continue
+        out[r, fill[r]] = c
+        fill[r] += 1
+    return out, int((fill < k).sum())
 
 
 def _recommend(
@@ -261,13 +287,17 @@ def evaluate(
     models: Sequence[str] = DEFAULT_MODELS,
     tune: bool = True,
     time_budget: float = 120.0,
+    oracle: pd.DataFrame | None = None,
     where: str = "",
     progress: Progress | None = None,
 ) -> RecEvaluation:
     """Every model's ranking metrics on a test part, settings chosen on validation.
 
     Give ``inter`` (split here with ``split_method``, ``test_size``, ``seed``, ``by``) or
-    ``train`` and ``test`` (a split made elsewhere, same ids).
+    ``train`` and ``test`` (a split made elsewhere, same ids). ``oracle`` (``user``, ``item``,
+    ``rank``: each user's items by true preference, as a synthetic shop's
+    ``truth/item_preferences.parquet``) adds the oracle's row and each model's share of the
+    oracle's NDCG@k.
     """
     t0 = _time.perf_counter()
     if not isinstance(k, int | np.integer) or k < 1:
@@ -354,10 +384,32 @@ def evaluate(
                      "fit_seconds": round(fit_s, 2)})  # fmt: skip
     if progress is not None:
         progress(steps, steps, "done")
+    if oracle is not None and rows:
+        missing = {"user", "item", "rank"} - set(oracle.columns)
+        if missing:
+            raise DataError(
+                f"the oracle needs user, item and rank columns; missing {sorted(missing)}"
+            )
+        o_lists, short = _oracle_lists(oracle.astype({"user": str, "item": str}), d, k)
+        o_metrics = ranking_metrics(
+            o_lists, d.relevant, k, n_items=len(d.items), item_users=d.item_users,
+            n_train_users=len(d.users),
+        )  # fmt: skip
+        rows.append({"model": "oracle",
+                     **{(m if m in ("coverage", "novelty", "users") else f"{m}@{k}"): v
+                        for m, v in o_metrics.items()},
+                     "settings": "true preferences", "fit_seconds": 0.0})  # fmt: skip
+        best_o = o_metrics["ndcg"]
+        for r in rows:
+            r[f"share_of_oracle_ndcg@{k}"] = r[f"ndcg@{k}"] / best_o if best_o > 0 else math.nan
+        if short:
+            notes.append(f"the oracle has fewer than {k} untried items for {short:,} users "
+                         "(its truth lists 20 items per customer)")  # fmt: skip
     table = pd.DataFrame(rows)
     if table.empty:
         raise DataError("no model could be evaluated", hint="; ".join(notes))
-    best_name = str(table.sort_values(f"ndcg@{k}", ascending=False)["model"].iloc[0])
+    ranked = table[table["model"] != "oracle"]
+    best_name = str(ranked.sort_values(f"ndcg@{k}", ascending=False)["model"].iloc[0])
     recs, rec_scores = recs_by[best_name]
     user_ids = np.asarray(d.users.ids)[d.eval_users]
     item_ids = np.asarray(d.items.ids)

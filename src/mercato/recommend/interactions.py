@@ -285,7 +285,7 @@ def from_warehouse(
     parts: list[pd.DataFrame] = []
     cutoff = pd.Timestamp(as_of) if as_of is not None else None
     if "purchase" in w and warehouse.has_table("orders") and warehouse.has_table("order_lines"):
-        orders, _ = allowed(warehouse, "orders", "personalisation")
+        orders, _ = allowed(warehouse, warehouse.table("orders"), "personalisation")
         lines = warehouse.table("order_lines")
         o = orders.filter(orders.customer_id.notnull() & (orders.status == "completed"))
         if cutoff is not None:
@@ -296,7 +296,7 @@ def from_warehouse(
         parts.append(bought)
     kinds = [k for k in w if k != "purchase"]
     if kinds and warehouse.has_table("events"):
-        ev, _ = allowed(warehouse, "events", "personalisation")
+        ev, _ = allowed(warehouse, warehouse.table("events"), "personalisation")
         e = ev.filter(
             ev.customer_id.notnull() & ev.product_id.notnull() & ev.event_type.isin(kinds)
         )

@@ -1,0 +1,95 @@
+"""Interactions from the workspace (weights, decay, consent) and files; the oracle on the shop."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from mercato.cli.main import main
+from mercato.data.ingest import ingest_folder
+from mercato.data.synth import generate_shop
+from mercato.errors import DataError
+from mercato.recommend.evaluate import evaluate
+from mercato.recommend.interactions import from_file, from_frame, from_warehouse
+from mercato.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rec")
+    generate_shop(root / "shop", customers=2000, days=200, seed=5)
+    ws = Workspace.init(root / "ws")
+    with ws.warehouse() as wh:
+        ingest_folder(wh, root / "shop")
+    return ws, root / "shop"
+
+
+def test_from_warehouse_weights_consent_and_decay(shop):
+    ws, folder = shop
+    with ws.warehouse() as wh:
+        inter = from_warehouse(wh)
+        decayed = from_warehouse(wh, half_life_days=30)
+        only_buys = from_warehouse(wh, weights={"purchase": 1.0})
+        with pytest.raises(DataError, match="positive"):
+            from_warehouse(wh, weights={"view": 0})
+    assert set(inter.frame["weight"]) == {1.0, 3.0, 5.0}
+    assert inter.item_info is not None and {"category", "price"} <= set(inter.item_info.columns)
+    # nobody who refused personalisation is read
+    consents = pd.read_parquet(folder / "consents")
+    latest = consents[consents.purpose == "personalisation"].sort_values("ts").groupby(
+        "customer_id"
+    ).tail(1)
+    refused = set(latest.loc[~latest.granted, "customer_id"])
+    assert refused and not refused & set(inter.frame["user"])
+    # time decay: the newest events keep (nearly) their weight, old ones lose it
+    assert decayed.frame["weight"].max() <= 5.0 and decayed.frame["weight"].min() < 0.1
+    assert set(only_buys.frame["weight"]) == {1.0} and len(only_buys) < len(inter)
+    X = inter.matrix()
+    assert X.shape == (inter.n_users, inter.n_items) and X.sum() == pytest.approx(
+        inter.frame["weight"].sum()
+    )
+
+
+def test_oracle_on_the_synthetic_shop(shop, capsys):
+    ws, folder = shop
+    code = main(["recommend", "evaluate", "-w", str(ws.path), "--truth", str(folder / "truth"),
+                 "--models", "popularity,ease", "--no-tune", "--json"])  # fmt: skip
+    assert code == 0
+    payload = json.loads(capsys.readouterr().out)
+    rows = {r["model"]: r for r in payload["rows"]}
+    assert rows["oracle"]["share_of_oracle_ndcg@10"] == 1.0
+    # the oracle knows each customer's taste: better than any model, ease better than popularity
+    assert rows["oracle"]["ndcg@10"] > rows["ease"]["ndcg@10"] > rows["popularity"]["ndcg@10"]
+    assert 0 < rows["ease"]["share_of_oracle_ndcg@10"] < 1
+    assert payload["summary"]["best"] == "ease"  # the oracle is not a candidate
+
+
+def test_files_and_their_errors(tmp_path):
+    df = pd.DataFrame(
+        {"u": ["a", "a", "b", None], "i": ["x", "y", "x", "z"], "r": [5, 0, 3, 4],
+         "t": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]}
+    )  # fmt: skip
+    inter = from_frame(df, user="u", item="i", rating="r", time="t")
+    assert len(inter) == 2 and any("non-positive" in n for n in inter.notes)
+    assert any("without a user" in n for n in inter.notes)
+    with pytest.raises(DataError, match="rating must be a number") as e:
+        from_frame(df.assign(r=["5", "lots", "3", "4"]), user="u", item="i", rating="r")
+    assert e.value.row == 2
+    with pytest.raises(DataError, match="not times"):
+        from_frame(df.assign(t=["2024-01-01", "soon", "x", "y"]), user="u", item="i", time="t")
+    with pytest.raises(DataError, match="must differ"):
+        from_frame(df, user="u", item="u")
+    f = tmp_path / "r.csv"
+    df.to_csv(f, index=False, sep=";")
+    assert len(from_file(f, user="u", item="i")) == 3
+    epoch = from_frame(df.assign(t=[1_600_000_000] * 4), user="u", item="i", time="t")
+    assert epoch.frame["ts"].iloc[0] == pd.Timestamp("2020-09-13 12:26:40")
+
+
+def test_evaluate_with_too_little_data():
+    df = pd.DataFrame({"u": ["a", "b"], "i": ["x", "y"]})
+    inter = from_frame(df, user="u", item="i")
+    with pytest.raises(DataError, match="no test user"):
+        evaluate(inter, models=["popularity"])
