@@ -200,6 +200,33 @@ def _propensity(ctx: DemoContext) -> dict[str, Any]:
     }
 
 
+def _recommend(ctx: DemoContext) -> dict[str, Any]:
+    from mercato.errors import DataError
+    from mercato.recommend import interactions as ri
+    from mercato.recommend.flow import build, default_folder
+
+    try:
+        with ctx.workspace.warehouse() as wh:
+            inter = ri.from_warehouse(wh)
+            buyer = str(wh.table("orders").customer_id.max().execute())
+        index, summary = build(
+            inter, default_folder(ctx.workspace, "ease"), kind="ease", time_budget=15,
+            seed=ctx.seed,
+        )  # fmt: skip
+    except DataError as exc:  # a shop too small to split: say so, go on
+        return {"skipped": exc.message}
+    first = index.recommend(buyer, k=3)
+    return {
+        "model": "ease",
+        "ndcg_at_10": summary["held_out"].get("ndcg@10"),
+        "hit_rate_at_10": summary["held_out"].get("hit_rate@10"),
+        "customers": summary["users"],
+        "items": summary["items"],
+        "example_customer": buyer,
+        "example": [r.to_dict() for r in first],
+    }
+
+
 def _qini_points(ev: Any, learner: str, points: int = 50) -> dict[str, Any]:
     """The held-out Qini curve of a learner (each treatment), thinned to about ``points``."""
     import numpy as np
@@ -236,6 +263,7 @@ STEPS: list[tuple[str, Callable[[DemoContext], dict[str, Any]]]] = [
         "propensity: 30-day purchase model, measured on the latest cutoff, scores with reasons",
         _propensity,
     ),
+    ("recommendations: EASE tuned and measured, serving index, one customer's list", _recommend),
     ("write the report", _report),
 ]
 
@@ -270,6 +298,10 @@ def run_demo(
         if on_step:
             on_step(name, result)
     ws.secure()
+    example = next(
+        (v.get("example_customer") for v in steps.values() if v.get("example_customer")),
+        "C0000001",
+    )
     return {
         "workspace": str(ws.path.resolve()),
         "steps": steps,
@@ -283,6 +315,8 @@ def run_demo(
             f"mercato analyze funnel view,add_to_cart,purchase --by channel -w {ws.path}",
             f"mercato clv run --workspace {ws.path} --horizon 6",
             f"mercato uplift evaluate --workspace {ws.path} --truth {ctx.shop / 'truth'}",
+            f"mercato recommend evaluate --workspace {ws.path} --truth {ctx.shop / 'truth'}",
+            f"mercato recommend user {example} --workspace {ws.path}",
             f"mercato models list --workspace {ws.path}",
             "mercato datasets list",
             f"mercato datasets load online-retail --workspace {ws.path}",

@@ -18,6 +18,9 @@ def test_demo_runs_every_step_and_is_idempotent(tmp_path):
     report = Path(first["steps"]["write the report"]["report"])
     html = report.read_text()
     assert f"{rows['events']:,}" in html
+    rec = first["steps"][next(n for n, _ in STEPS if n.startswith("recommendations"))]
+    if "skipped" not in rec:  # a 500-customer shop may be too small: then it says why
+        assert rec["example"] and "Recommendations" in html
     second = run_demo(ws, customers=500, days=90, seed=2)
     again = second["steps"]["load it into the warehouse"]
     assert sum(again["inserted"].values()) == 0

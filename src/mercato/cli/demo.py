@@ -89,6 +89,20 @@ def demo(
                         else "."
                     )
                 )
+        elif name.startswith("recommendations"):
+            if "skipped" in step:
+                o.print(f"Recommendations skipped: {step['skipped']}")
+            else:
+                ex = step["example"][0] if step["example"] else None
+                o.print(
+                    f"Recommendations (EASE): NDCG@10 {step['ndcg_at_10']:.3f}, hit rate "
+                    f"{step['hit_rate_at_10']:.0%} on held-out interactions"
+                    + (
+                        f"; for {step['example_customer']}: {ex['item']} ({ex['reason']})."
+                        if ex
+                        else "."
+                    )
+                )
         elif name.startswith("uplift"):
             if "skipped" in step:
                 o.print(f"Uplift skipped: {step['skipped']}")

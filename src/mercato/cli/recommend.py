@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -95,18 +95,8 @@ def evaluate_cmd(
         tr = ri.from_file(train, user=user, item=item, rating=rating, time=time)
         te = ri.from_file(test, user=user, item=item, rating=rating, time=time)
         where = f"{train.name} / {test.name}"
-    elif from_ is not None:
-        if user is None or item is None:
-            raise DataError("--from needs --user and --item (the column names)")
-        inter = ri.from_file(from_, user=user, item=item, rating=rating, time=time)
-        where = from_.name
     else:
-        from mercato.workspace import Workspace
-
-        ws = Workspace.open(workspace)
-        with ws.warehouse() as wh:
-            inter = ri.from_warehouse(wh, half_life_days=half_life)
-        where = f"workspace {ws.path.name}"
+        inter, _, where = _interactions(from_, user, item, rating, time, workspace, half_life)
     oracle = None
     if truth is not None:
         import pandas as pd
@@ -152,3 +142,144 @@ def evaluate_cmd(
     if output is not None:
         o.print(f"the best model's lists: {output}")
     o.result(payload)
+
+
+def _interactions(
+    from_: Path | None, user: str | None, item: str | None, rating: str | None, time: str | None,
+    workspace: Path | None, half_life: float | None,
+) -> tuple[Any, Any, str]:  # fmt: skip
+    """Interactions from a file or the workspace, the workspace (or None) and a name."""
+    from mercato.errors import DataError
+    from mercato.recommend import interactions as ri
+
+    if from_ is not None:
+        if user is None or item is None:
+            raise DataError("--from needs --user and --item (the column names)")
+        return ri.from_file(from_, user=user, item=item, rating=rating, time=time), None, from_.name
+    from mercato.workspace import Workspace
+
+    ws = Workspace.open(workspace)
+    with ws.warehouse() as wh:
+        return ri.from_warehouse(wh, half_life_days=half_life), ws, f"workspace {ws.path.name}"
+
+
+@app.command("build")
+def build_cmd(
+    model: Annotated[
+        str, typer.Option(help="popularity, itemknn, ease, als, bpr or nmf.")
+    ] = "ease",
+    from_: Annotated[
+        Path | None, typer.Option("--from", help="An interactions file (default: the workspace).")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="The user column of --from.")] = None,
+    item: Annotated[str | None, typer.Option(help="The item column of --from.")] = None,
+    rating: Annotated[str | None, typer.Option(help="A rating or weight column.")] = None,
+    time: Annotated[str | None, typer.Option(help="A time column.")] = None,
+    half_life: Annotated[
+        float | None, typer.Option(help="Workspace: weights halve every this many days.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="The index folder (default: <workspace>/serving/recommender-<model>)."),
+    ] = None,
+    no_tune: Annotated[bool, typer.Option("--no-tune", help="Default settings.")] = False,
+    time_budget: Annotated[float, typer.Option(help="Seconds of tuning.")] = 60.0,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Choose a recommender's settings on validation, measure it on held-out interactions,
+    fit it on all of them and write the serving index (memory-mapped, loadable by any worker)."""
+    from mercato.errors import DataError
+    from mercato.recommend.flow import build, default_folder
+
+    o = Output(json_, quiet)
+    inter, ws, where = _interactions(from_, user, item, rating, time, workspace, half_life)
+    if out is None:
+        if ws is None:
+            raise DataError("--from needs --out (the index folder)")
+        out = default_folder(ws, model)
+    with o.progress("building", 1) as update:
+        _, summary = build(
+            inter, out, kind=model, tune=not no_tune, time_budget=time_budget,
+            progress=lambda d, t, desc: update(d, total=t, description=desc),
+        )  # fmt: skip
+    h = summary["held_out"]
+    k = summary["k"]
+    o.print(
+        f"[bold]{model}[/] on {where}: {summary['users']:,} users x {summary['items']:,} items; "
+        f"held out: NDCG@{k} {_fmt(h.get(f'ndcg@{k}'))}, recall@{k} "
+        f"{_fmt(h.get(f'recall@{k}'))}, hit rate {_fmt(h.get(f'hit_rate@{k}'))}; settings "
+        f"{h.get('settings')}"
+    )
+    o.print(f"index: {out}")
+    o.result(summary)
+
+
+@app.command("user")
+def user_cmd(
+    user_id: Annotated[
+        str | None, typer.Argument(help="The customer (unknown ids are fine).")
+    ] = None,
+    recent: Annotated[
+        str | None, typer.Option(help="Comma-separated items the customer just touched.")
+    ] = None,
+    k: Annotated[int, typer.Option(help="How many items.")] = 10,
+    index: Annotated[
+        Path | None, typer.Option(help="The index folder (default: the workspace's, --model).")
+    ] = None,
+    model: Annotated[str, typer.Option(help="Which workspace index (its model).")] = "ease",
+    deny: Annotated[str | None, typer.Option(help="Comma-separated items never shown.")] = None,
+    allow: Annotated[str | None, typer.Option(help="Comma-separated items, the only ones.")] = None,
+    category: Annotated[str | None, typer.Option(help="Comma-separated categories only.")] = None,
+    min_price: Annotated[float | None, typer.Option(help="Lowest price.")] = None,
+    max_price: Annotated[float | None, typer.Option(help="Highest price.")] = None,
+    per_category: Annotated[
+        int | None, typer.Option(help="At most this many per category.")
+    ] = None,
+    boost: Annotated[
+        str | None, typer.Option(help="Promoted items: ITEM=AMOUNT,... (share of the top score).")
+    ] = None,
+    include_out_of_stock: Annotated[bool, typer.Option(help="Also items out of stock.")] = False,
+    not_personalised: Annotated[
+        bool, typer.Option(help="As for a customer who refused personalisation.")
+    ] = False,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """One customer's recommendations from a serving index, with the business rules and a
+    reason for each item."""
+    from mercato.errors import DataError
+    from mercato.recommend.flow import default_folder
+    from mercato.recommend.serving import Rules, ServingIndex
+
+    o = Output(json_, quiet)
+
+    def items(text: str | None) -> list[str]:
+        return [v.strip() for v in text.split(",") if v.strip()] if text else []
+
+    if index is None:
+        from mercato.workspace import Workspace
+
+        index = default_folder(Workspace.open(workspace), model)
+    boosts: dict[str, float] = {}
+    for part in items(boost):
+        name, _, amount = part.partition("=")
+        try:
+            boosts[name] = float(amount)
+        except ValueError as exc:
+            raise DataError("--boost wants ITEM=AMOUNT", column="boost", value=part) from exc
+    rules = Rules(
+        allow=items(allow) or None, deny=items(deny), categories=items(category) or None,
+        min_price=min_price, max_price=max_price, in_stock_only=not include_out_of_stock,
+        boost=boosts, max_per_category=per_category,
+    )  # fmt: skip
+    idx = ServingIndex.load(index)
+    recs = idx.recommend(user_id, items(recent), k, rules=rules, personalised=not not_personalised)
+    o.table(
+        f"For {user_id or 'a visitor'}",
+        ["rank", "item", "score", "why"],
+        [[r.rank, r.item, f"{r.score:.4g}", r.reason] for r in recs],
+    )
+    o.result({"user": user_id, "index": str(index), "items": [r.to_dict() for r in recs]})

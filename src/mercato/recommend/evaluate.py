@@ -192,6 +192,7 @@ class RecEvaluation(AnalysisResult):
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
     recommendations: pd.DataFrame = field(default_factory=pd.DataFrame)
     models: dict[str, Recommender] = field(default_factory=dict)
+    chosen: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class _Data:
@@ -346,6 +347,7 @@ def evaluate(
     trials: list[dict[str, Any]] = []
     fitted: dict[str, Recommender] = {}
     recs_by: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    chosen_by: dict[str, dict[str, Any]] = {}
     steps = len(names)
     for i, name in enumerate(names):
         if progress is not None:
@@ -377,6 +379,7 @@ def evaluate(
         fit_s = _time.perf_counter() - tf
         metrics, lists = _measure(model, d, k)
         fitted[name] = model
+        chosen_by[name] = dict(chosen)
         recs_by[name] = lists
         named = {(m if m in ("coverage", "novelty", "users") else f"{m}@{k}"): v
                  for m, v in metrics.items()}  # fmt: skip
@@ -445,7 +448,7 @@ def evaluate(
     )
     return RecEvaluation(name="recommend", table=table, summary=summary, notes=notes,
                          trials=pd.DataFrame(trials), recommendations=out_recs,
-                         models=fitted)  # fmt: skip
+                         models=fitted, chosen=chosen_by)  # fmt: skip
 
 
 def _settings_text(s: dict[str, Any]) -> str:

@@ -226,21 +226,26 @@ class Recommender(abc.ABC):
 
 
 def top_k(scores: Any, k: int) -> tuple[IntArray, FloatArray]:
-    """Per row, the indices and values of the ``k`` largest finite scores, best first."""
+    """Per row, the indices and values of the ``k`` largest finite scores, best first; equal
+    scores in item order (so every path that ranks the same scores gives the same list)."""
     s = np.asarray(scores, dtype=np.float32)
     n, m = s.shape
     kk = min(k, m)
-    if kk == 0:
-        return np.full((n, k), -1, dtype=np.int64), np.full((n, k), -np.inf, dtype=np.float32)
-    part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
-    vals = np.take_along_axis(s, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    vals = np.take_along_axis(vals, order, axis=1)
+    idx = np.full((n, k), -1, dtype=np.int64)
+    vals = np.full((n, k), -np.inf, dtype=np.float32)
+    if kk == 0 or n == 0:
+        return idx, vals
+    kth = -np.partition(-s, kk - 1, axis=1)[:, kk - 1]
+    rows, cols = np.nonzero(s >= kth[:, None])
+    v = s[rows, cols]
+    order = np.lexsort((cols, -v, rows))
+    rows, cols, v = rows[order], cols[order], v[order]
+    starts = np.searchsorted(rows, np.arange(n))
+    rank = np.arange(len(rows)) - starts[rows]
+    keep = rank < kk
+    idx[rows[keep], rank[keep]] = cols[keep]
+    vals[rows[keep], rank[keep]] = v[keep]
     idx[~np.isfinite(vals)] = -1
-    if kk < k:
-        idx = np.hstack([idx, np.full((n, k - kk), -1, dtype=np.int64)])
-        vals = np.hstack([vals, np.full((n, k - kk), -np.inf, dtype=np.float32)])
     return idx, vals
 
 
@@ -394,7 +399,7 @@ class EASE(Recommender):
         return {"l2": 200.0, "binary": True}
 
     def _fit(self, X: sp.csr_matrix, **_: Any) -> None:
-        from scipy.linalg import cho_factor, cho_solve
+        from scipy.linalg import lapack
 
         if self.n_items > EASE_MAX_ITEMS:
             raise DataError(
@@ -408,8 +413,15 @@ class EASE(Recommender):
         Xq = _binary(X) if self.params["binary"] else X
         G = (Xq.T @ Xq).toarray().astype(np.float64)
         G[np.diag_indices_from(G)] += l2
-        P = cho_solve(cho_factor(G, overwrite_a=True, check_finite=False),
-                      np.eye(self.n_items), overwrite_b=True, check_finite=False)  # fmt: skip
+        # the inverse from the Cholesky factor (LAPACK potrf + potri): a third of the work of
+        # solving against the identity; G is symmetric positive definite (l2 > 0)
+        c, info = lapack.dpotrf(G, lower=False, overwrite_a=True)
+        if info != 0:
+            raise DataError("EASE: the Gram matrix is not positive definite", column="l2")
+        P, info = lapack.dpotri(c, lower=False, overwrite_c=True)
+        if info != 0:
+            raise DataError("EASE: the Gram matrix could not be inverted", column="l2")
+        P = np.triu(P) + np.triu(P, 1).T
         B = P / (-np.diag(P))
         B[np.diag_indices_from(B)] = 0.0
         self.B = B.astype(np.float32)

@@ -364,8 +364,53 @@ def _by_feature(points: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
     return out
 
 
+def recommend_section(ws: Workspace, wh: Warehouse) -> Section | None:
+    """Every serving index of the workspace: the model, its settings, held-out metrics."""
+    from mercato.recommend.flow import read_evaluation
+
+    root = ws.path / "serving"
+    folders = sorted(p for p in root.glob("recommender-*") if p.is_dir()) if root.exists() else []
+    docs: list[tuple[Any, dict[str, Any]]] = []
+    for p in folders:
+        d = read_evaluation(p)
+        if d:
+            docs.append((p, d))
+    if not docs:
+        return None
+    tables: list[ReportTable] = []
+    intro: list[str] = []
+    notes: list[str] = []
+    for folder, d in docs:
+        k = d.get("k", 10)
+        h = d.get("held_out") or {}
+        intro.append(
+            f"{d.get('model')}: {d.get('users', 0):,} customers x {d.get('items', 0):,} items "
+            f"({d.get('interactions', 0):,} interactions); settings chosen on a validation "
+            f"part: {h.get('settings') or '-'}; serving index in {folder.name}."
+        )
+        keys = [(f"precision@{k}", f"precision@{k}"), (f"recall@{k}", f"recall@{k}"),
+                (f"ndcg@{k}", f"NDCG@{k}"), (f"map@{k}", f"MAP@{k}"),
+                (f"hit_rate@{k}", "hit rate"), (f"mrr@{k}", "MRR"), ("coverage", "coverage"),
+                ("novelty", "novelty")]  # fmt: skip
+        tables.append(
+            ReportTable(
+                f"{d.get('model')}: measured on held-out interactions ({d.get('split')} split)",
+                ["metric", "value"],
+                [
+                    [label, _sig(h[key])]
+                    for key, label in keys
+                    if isinstance(h.get(key), int | float)
+                ],
+            )
+        )
+        notes.extend(str(n) for n in (d.get("notes") or [])[:4])
+    return Section(id="recommend", title="Recommendations", intro=" ".join(intro),
+                   tables=tables, notes=notes)  # fmt: skip
+
+
 SECTIONS: list[Callable[[Workspace, Warehouse], Section | None]] = [
     clv_section,
     uplift_section,
     propensity_section,
+    recommend_section,
 ]

@@ -38,9 +38,12 @@ def test_from_warehouse_weights_consent_and_decay(shop):
     assert inter.item_info is not None and {"category", "price"} <= set(inter.item_info.columns)
     # nobody who refused personalisation is read
     consents = pd.read_parquet(folder / "consents")
-    latest = consents[consents.purpose == "personalisation"].sort_values("ts").groupby(
-        "customer_id"
-    ).tail(1)
+    latest = (
+        consents[consents.purpose == "personalisation"]
+        .sort_values("ts")
+        .groupby("customer_id")
+        .tail(1)
+    )
     refused = set(latest.loc[~latest.granted, "customer_id"])
     assert refused and not refused & set(inter.frame["user"])
     # time decay: the newest events keep (nearly) their weight, old ones lose it
@@ -93,3 +96,31 @@ def test_evaluate_with_too_little_data():
     inter = from_frame(df, user="u", item="i")
     with pytest.raises(DataError, match="no test user"):
         evaluate(inter, models=["popularity"])
+
+
+def test_cli_build_and_user(shop, capsys):
+    ws, _ = shop
+    w = str(ws.path)
+    code = main(["recommend", "build", "-w", w, "--model", "ease", "--time-budget", "10", "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["model"] == "ease" and summary["held_out"]["ndcg@10"] > 0.05
+    assert (ws.path / "serving" / "recommender-ease" / "index.json").exists()
+    with ws.warehouse() as wh:
+        someone = str(wh.table("orders").customer_id.max().execute())
+    code = main(["recommend", "user", someone, "-w", w, "--k", "5", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["items"]) == 5 and all(r["reason"] for r in out["items"])
+    code = main(["recommend", "user", someone, "-w", w, "--k", "5", "--per-category", "1",
+                 "--deny", out["items"][0]["item"], "--json"])  # fmt: skip
+    assert code == 0
+    denied = json.loads(capsys.readouterr().out)["items"]
+    assert out["items"][0]["item"] not in {r["item"] for r in denied} and len(denied) == 5
+    code = main(["recommend", "user", "a-visitor", "-w", w, "--recent",
+                 out["items"][0]["item"], "--json"])  # fmt: skip
+    assert code == 0 and len(json.loads(capsys.readouterr().out)["items"]) == 10
+    code = main(["recommend", "user", someone, "-w", w, "--boost", "P1=lots"])
+    assert code == 1 and "ITEM=AMOUNT" in capsys.readouterr().err
+    code = main(["recommend", "user", someone, "-w", w, "--model", "als"])
+    assert code == 1 and "no serving index" in capsys.readouterr().err

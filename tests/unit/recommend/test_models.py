@@ -151,3 +151,14 @@ def test_bad_settings_and_unknown_models():
         make_model("als", scaling="cubic").fit(clustered(40, 40))
     logged = make_model("als", factors=4, iterations=3, scaling="log").fit(clustered(40, 40) * 50)
     assert logged.recommend(clustered(40, 40)[:3] * 50, 5)[0].shape == (3, 5)
+
+
+def test_ease_is_the_closed_form():
+    X = sp.random(300, 80, density=0.1, random_state=1, format="csr", dtype=np.float32)
+    X.data[:] = 1
+    model = make_model("ease", l2=10.0).fit(X)
+    G = (X.T @ X).toarray().astype(float) + 10 * np.eye(80)
+    P = np.linalg.inv(G)
+    B = P / -np.diag(P)
+    np.fill_diagonal(B, 0)
+    np.testing.assert_allclose(model.B, B, atol=1e-6)
