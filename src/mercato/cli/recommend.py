@@ -259,10 +259,17 @@ def user_cmd(
     def items(text: str | None) -> list[str]:
         return [v.strip() for v in text.split(",") if v.strip()] if text else []
 
+    refused = False
     if index is None:
+        from mercato.data.consent import objected
         from mercato.workspace import Workspace
 
-        index = default_folder(Workspace.open(workspace), model)
+        ws = Workspace.open(workspace)
+        index = default_folder(ws, model)
+        if user_id is not None:  # consent as it stands now, not as it stood at build time
+            with ws.warehouse() as wh:
+                t = objected(wh, "personalisation")
+                refused = bool(t.filter(t.customer_id == user_id).count().execute())
     boosts: dict[str, float] = {}
     for part in items(boost):
         name, _, amount = part.partition("=")
@@ -276,10 +283,16 @@ def user_cmd(
         boost=boosts, max_per_category=per_category,
     )  # fmt: skip
     idx = ServingIndex.load(index)
-    recs = idx.recommend(user_id, items(recent), k, rules=rules, personalised=not not_personalised)
+    personalised = not (not_personalised or refused)
+    recs = idx.recommend(user_id, items(recent), k, rules=rules, personalised=personalised)
+    if refused:
+        o.print(f"{user_id} refused personalisation: the list is not personalised")
     o.table(
         f"For {user_id or 'a visitor'}",
         ["rank", "item", "score", "why"],
         [[r.rank, r.item, f"{r.score:.4g}", r.reason] for r in recs],
     )
-    o.result({"user": user_id, "index": str(index), "items": [r.to_dict() for r in recs]})
+    o.result(
+        {"user": user_id, "index": str(index), "personalised": personalised,
+         "items": [r.to_dict() for r in recs]}
+    )  # fmt: skip

@@ -78,6 +78,8 @@ def split(
                         value=test_size)  # fmt: skip
     if by not in ("user", "item"):
         raise DataError("stratify by user or item", column="by", value=by)
+    if not isinstance(seed, int | np.integer) or seed < 0:
+        raise DataError("the seed must be a whole number >= 0", column="seed", value=seed)
     notes: list[str] = []
     has_time = bool(inter.frame["ts"].notna().all())
     if method in ("leave_last", "time") and not has_time:
@@ -89,6 +91,8 @@ def split(
         if test_from is not None:
             try:
                 cut = pd.Timestamp(test_from)
+                if cut.tzinfo is not None:  # the interactions' times are naive UTC
+                    cut = cut.tz_convert("UTC").tz_localize(None)
             except (TypeError, ValueError) as exc:
                 raise DataError("--test-from must be a date", column="test_from",
                                 value=test_from) from exc  # fmt: skip

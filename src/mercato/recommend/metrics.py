@@ -93,8 +93,8 @@ def ranking_metrics(
         "hit_rate": float(np.mean(hits.any(axis=1))),
         "mrr": float(np.mean(np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0))),
     }
-    shown = recs[recs >= 0]
     m = int(n_items if n_items is not None else rel.shape[1])
+    shown = recs[(recs >= 0) & (recs < m)]  # items of the catalogue (an oracle may name others)
     out["coverage"] = float(len(np.unique(shown)) / m) if m else float("nan")
     if item_users is not None and n_train_users:
         p = np.asarray(item_users, dtype=float)[shown] / float(n_train_users)

@@ -473,9 +473,9 @@ def _implicit_arrays(model: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ALS(_Factors):
-    """Implicit-feedback ALS (``implicit.cpu.als``): confidence ``1 + alpha x weight``, or
-    ``1 + alpha x log(1 + weight)`` with ``scaling="log"`` (Hu, Koren and Volinsky's second
-    form, for weights such as quantities with a long tail)."""
+    """Implicit-feedback ALS (``implicit.cpu.als``): confidence ``alpha x weight`` as
+    ``implicit`` 0.7 computes it, or ``alpha x log(1 + weight)`` with ``scaling="log"`` (Hu,
+    Koren and Volinsky's second form, for weights such as quantities with a long tail)."""
 
     kind = "als"
     param_names = ("factors", "regularization", "alpha", "iterations", "seed", "scaling")
@@ -509,7 +509,8 @@ class ALS(_Factors):
         self.user_factors, self.item_factors = _implicit_arrays(m)
 
     def fold_in(self, X: sp.csr_matrix) -> np.ndarray:
-        """The ALS user step: ``(YᵀY + Yᵢᵀ(Cᵢ - I)Yᵢ + λI) u = Yᵢᵀ Cᵢ 1`` per user."""
+        """The ALS user step as ``implicit`` trains it (confidence ``c = alpha x weight``):
+        ``(YᵀY + λI + Σᵢ (cᵢ - 1) yᵢyᵢᵀ) u = Σᵢ cᵢ yᵢ`` over the user's items."""
         X = self._weights(X)
         Y = self.item_factors.astype(np.float64)
         f = Y.shape[1]
@@ -522,8 +523,8 @@ class ALS(_Factors):
                 continue
             idx, conf = X.indices[a:b], alpha * X.data[a:b].astype(np.float64)
             Yi = Y[idx]
-            A = YtY + (Yi.T * conf) @ Yi
-            out[r] = np.linalg.solve(A, Yi.T @ (1.0 + conf))
+            A = YtY + (Yi.T * (conf - 1.0)) @ Yi
+            out[r] = np.linalg.solve(A, Yi.T @ conf)
         return out
 
 

@@ -17,6 +17,8 @@ fewer than ``k`` items while candidates remain, and gives each item its main rea
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,8 +187,12 @@ class ServingIndex:
                 f"the model was fitted on {model.n_users} x {model.n_items}; the interactions "
                 f"give {X.shape[0]} x {X.shape[1]}"
             )
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
+        final = Path(folder)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        # written aside, then swapped in: workers that mapped the old files keep them intact
+        out = final.parent / f".{final.name}.building-{os.getpid()}"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
         state_meta, arrays = model.to_state()
         B = X.copy()
         B.data[:] = 1
@@ -212,6 +218,7 @@ class ServingIndex:
         all_arrays |= {
             "user_items_indptr": X.indptr.astype(np.int64),
             "user_items_indices": X.indices.astype(np.int32),
+            "user_items_data": X.data.astype(np.float32),
             "popularity": pop,
             "price": price,
             "in_stock": stock,
@@ -231,7 +238,12 @@ class ServingIndex:
             "arrays": hashes,
         }
         (out / "index.json").write_text(json.dumps(meta))
-        return cls.load(out, verify=False)
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        if final.exists():
+            os.replace(final, old)
+        os.replace(out, final)
+        shutil.rmtree(old, ignore_errors=True)
+        return cls.load(final, verify=False)
 
     @classmethod
     def load(cls, folder: str | Path, *, verify: bool = True) -> ServingIndex:
@@ -241,6 +253,11 @@ class ServingIndex:
             meta = json.loads((root / "index.json").read_text())
         except FileNotFoundError as exc:
             raise DataError("no serving index here (index.json)", file=str(root)) from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MercatoError(f"{root / 'index.json'}: not readable JSON ({exc})") from exc
+        needed = {"model", "users", "items", "category", "arrays"}
+        if not isinstance(meta, dict) or needed - set(meta):
+            raise MercatoError(f"{root}: not a complete Mercato serving index")
         if meta.get("format") != FORMAT:
             raise MercatoError(f"{root}: not a Mercato serving index ({meta.get('format')!r})")
         arrays: dict[str, np.ndarray] = {}
@@ -254,9 +271,11 @@ class ServingIndex:
         users = IdMap.from_list(meta["users"])
         items = IdMap.from_list(meta["items"])
         n_items = len(items)
+        weights = arrays.get("user_items_data")
+        if weights is None:
+            weights = np.ones(len(arrays["user_items_indices"]), dtype=np.float32)
         ui = sp.csr_matrix(
-            (np.ones(len(arrays["user_items_indices"]), dtype=np.float32),
-             arrays["user_items_indices"], arrays["user_items_indptr"]),
+            (np.asarray(weights), arrays["user_items_indices"], arrays["user_items_indptr"]),
             shape=(len(users), n_items),
         )  # fmt: skip
         return cls(
@@ -282,6 +301,9 @@ class ServingIndex:
         personalisation) gives the most popular items, the rules still applied."""
         if not isinstance(k, int) or k < 1:
             raise DataError("k must be a whole number >= 1", column="k", value=k)
+        if rules is not None and rules.max_per_category is not None and rules.max_per_category < 1:
+            raise DataError("the cap per category must be at least 1", column="max_per_category",
+                            value=rules.max_per_category)  # fmt: skip
         row = self.users.get(str(user)) if user is not None else -1
         recent_idx = (
             [i for i in (self.items.get(str(v)) for v in recent) if i >= 0] if recent else []
@@ -292,20 +314,28 @@ class ServingIndex:
             if fast is not None:
                 return fast
         r = rules or _DEFAULT_RULES
-        seen = set(recent_idx)
-        if row >= 0:
-            a, b = self.user_items.indptr[row], self.user_items.indptr[row + 1]
-            seen.update(int(v) for v in self.user_items.indices[a:b])
-        history = sorted(seen)
+        # the customer's weights as trained, each recent event adding one (a customer who
+        # refused personalisation: nothing of theirs is read)
+        weight: dict[int, float] = {}
+        if personalised:
+            if row >= 0:
+                a, b = self.user_items.indptr[row], self.user_items.indptr[row + 1]
+                for i, w in zip(self.user_items.indices[a:b].tolist(),
+                                self.user_items.data[a:b].tolist(), strict=True):  # fmt: skip
+                    weight[i] = w
+            for i in recent_idx:
+                weight[i] = weight.get(i, 0.0) + 1.0
+        history = sorted(weight)
         if not personalised or not history:
             scores = self.popularity.astype(np.float32) / max(self._norm, 1.0)
             why = "popular now" if personalised else "popular (not personalised, as you asked)"
             reasons: Any = None
         else:
             x = sp.csr_matrix(
-                (np.ones(len(history), dtype=np.float32), (np.zeros(len(history)), history)),
+                (np.asarray([weight[i] for i in history], dtype=np.float32),
+                 (np.zeros(len(history)), history)),
                 shape=(1, len(self.items)),
-            )
+            )  # fmt: skip
             known = row >= 0 and not recent_idx and hasattr(self.model, "user_factors")
             scores = self.model.scores(x, [row] if known else None)[0]
             why, reasons = "", history
@@ -380,13 +410,14 @@ class ServingIndex:
         cand, sc, why = cand[ok], sc[ok].copy(), why[ok]
         if r.boost:
             where = {int(i): j for j, i in enumerate(cand)}
+            scale = abs(float(sc[0])) if len(sc) else 1.0  # the best unseen score
             for v, amount in r.boost.items():
                 i = self.items.get(str(v))
                 if i < 0:
                     continue
                 if i not in where:
                     return None
-                sc[where[i]] += float(amount) * (float(np.max(np.abs(sc))) or 1.0)
+                sc[where[i]] += float(amount) * (scale or 1.0)
         keep = self._stock[cand] if r.in_stock_only else np.ones(len(cand), dtype=bool)
         if r.allow is not None:
             keep &= np.isin(cand, [i for i in (self.items.get(str(v)) for v in r.allow) if i >= 0])
@@ -439,6 +470,10 @@ class ServingIndex:
                 keep = np.isin(self.category[h], list(r.rebuy_categories))
                 h = h[~keep]
             s[h] = -np.inf
+        # boosts are shares of the best remaining score, before the other rules (as the stored
+        # lists do it)
+        finite = s[np.isfinite(s)]
+        scale = abs(float(np.max(finite))) if len(finite) else 1.0
         if r.allow is not None:
             mask = np.ones(len(s), dtype=bool)
             mask[[i for i in (self.items.get(str(v)) for v in r.allow) if i >= 0]] = False
@@ -456,8 +491,6 @@ class ServingIndex:
         if r.in_stock_only:
             s[~self._stock] = -np.inf
         if r.boost:
-            finite = s[np.isfinite(s)]
-            scale = float(np.max(np.abs(finite))) if len(finite) else 1.0
             for v, amount in r.boost.items():
                 i = self.items.get(str(v))
                 if i >= 0 and np.isfinite(s[i]):

@@ -49,6 +49,10 @@ def test_metrics_by_hand():
     assert m["map_recommenders"] == pytest.approx((ap0 + (1 / 2) / 4) / 2)
     assert m["hit_rate"] == 1.0 and m["mrr"] == pytest.approx((1 + 1 / 2) / 2)
     assert m["coverage"] == pytest.approx(6 / 10)  # 5, 2, 1, 9, 0, 8
+    # an oracle may name items outside the catalogue: they count as misses, nothing breaks
+    wide = ranking_metrics(np.array([[12, 5, 1]]), sp.csr_matrix(rel[0]), 3, n_items=10,
+                           item_users=np.ones(10), n_train_users=4)  # fmt: skip
+    assert wide["coverage"] == pytest.approx(2 / 10) and np.isfinite(wide["novelty"])
 
 
 def test_splits():
@@ -78,6 +82,10 @@ def test_splits():
     assert len(te) == round(0.3 * len(pairs))
     with pytest.raises(DataError, match="unknown split"):
         split(inter, "loo")
+    with pytest.raises(DataError, match="seed"):
+        split(inter, "random", seed=-1)
+    aware, _, _ = split(inter, "time", test_from="2020-12-01T00:00Z")
+    assert aware.frame.ts.max() < pd.Timestamp("2020-12-01")
     with pytest.raises(DataError, match="share"):
         split(inter, "random", test_size=1.5)
     untimed = from_frame(ratings(50), user="user", item="item")

@@ -120,6 +120,15 @@ def test_cli_build_and_user(shop, capsys):
     code = main(["recommend", "user", "a-visitor", "-w", w, "--recent",
                  out["items"][0]["item"], "--json"])  # fmt: skip
     assert code == 0 and len(json.loads(capsys.readouterr().out)["items"]) == 10
+    # consent as it stands now: a customer who refused personalisation gets a plain list
+    consents = pd.read_parquet(ws.path.parent / "shop" / "consents")
+    latest = consents[consents.purpose == "personalisation"].sort_values("ts")
+    latest = latest.groupby("customer_id").tail(1)
+    refuser = str(latest.loc[~latest.granted, "customer_id"].iloc[0])
+    code = main(["recommend", "user", refuser, "-w", w, "--json"])
+    assert code == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["personalised"] is False and "not personalised" in plain["items"][0]["reason"]
     code = main(["recommend", "user", someone, "-w", w, "--boost", "P1=lots"])
     assert code == 1 and "ITEM=AMOUNT" in capsys.readouterr().err
     code = main(["recommend", "user", someone, "-w", w, "--model", "als"])

@@ -117,3 +117,37 @@ def test_checksums_threads_and_bad_folders(inter, tmp_path):
         ServingIndex.load(tmp_path / "idx")
     with pytest.raises(DataError, match="no serving index"):
         ServingIndex.load(tmp_path / "nowhere")
+
+
+def test_stored_lists_and_full_scoring_agree_on_every_rule(inter, tmp_path):
+    model = make_model("ease", l2=20.0).fit(inter.matrix())
+    stored = ServingIndex.build(model, inter, tmp_path / "idx")
+    full = ServingIndex.load(tmp_path / "idx")
+    full.top_items = None  # every request scored in full
+    cases = (
+        Rules(boost={"i005": 0.5, "i100": 0.2}),
+        Rules(boost={"i100": 0.2, "i005": 0.5}),
+        Rules(max_per_category=2, deny=["i003"]),
+        Rules(max_price=60, min_price=5),
+    )
+    for rules in cases:
+        for u in inter.users.ids[:60]:
+            a = [(x.item, x.reason) for x in stored.recommend(u, k=10, rules=rules)]
+            b = [(x.item, x.reason) for x in full.recommend(u, k=10, rules=rules)]
+            assert a == b, (u, rules)
+    with pytest.raises(DataError, match="cap per category"):
+        stored.recommend(inter.users.ids[0], rules=Rules(max_per_category=0))
+
+
+def test_rebuilding_leaves_loaded_indexes_working(inter, tmp_path):
+    X = inter.matrix()
+    ServingIndex.build(make_model("ease", l2=20.0).fit(X), inter, tmp_path / "idx")
+    live = ServingIndex.load(tmp_path / "idx")
+    before = [r.item for r in live.recommend(inter.users.ids[3], k=5)]
+    ServingIndex.build(make_model("itemknn").fit(X), inter, tmp_path / "idx")  # swapped in
+    assert [r.item for r in live.recommend(inter.users.ids[3], k=5)] == before
+    assert ServingIndex.load(tmp_path / "idx").model.kind == "itemknn"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".idx")]  # nothing left over
+    (tmp_path / "idx" / "index.json").write_text("{not json")
+    with pytest.raises(MercatoError, match="not readable JSON"):
+        ServingIndex.load(tmp_path / "idx")
