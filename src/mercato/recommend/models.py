@@ -60,6 +60,8 @@ IntArray = npt.NDArray[np.int64]
 
 #: EASE keeps a dense items x items matrix (4 bytes a cell): 20,000 items = 1.6 GB
 EASE_MAX_ITEMS = 25_000
+#: above this many items EASE inverts with one BLAS thread (see EASE._fit)
+EASE_THREADED_MAX_ITEMS = 10_000
 
 
 def _csr(m: Any, n_items: int | None = None) -> sp.csr_matrix:
@@ -415,12 +417,25 @@ class EASE(Recommender):
         G[np.diag_indices_from(G)] += l2
         # the inverse from the Cholesky factor (LAPACK potrf + potri): a third of the work of
         # solving against the identity; G is symmetric positive definite (l2 > 0)
-        c, info = lapack.dpotrf(G, lower=False, overwrite_a=True)
-        if info != 0:
-            raise DataError("EASE: the Gram matrix is not positive definite", column="l2")
-        P, info = lapack.dpotri(c, lower=False, overwrite_c=True)
-        if info != 0:
-            raise DataError("EASE: the Gram matrix could not be inverted", column="l2")
+        # Multithreaded OpenBLAS (the copies numpy and scipy bundle) crashes in potrf on
+        # matrices this large (measured here: fine at 12,000 items, a segfault at 16,000); one
+        # BLAS thread is slower but sound
+        import contextlib
+
+        from threadpoolctl import threadpool_limits
+
+        guard = (
+            threadpool_limits(1, "blas")
+            if self.n_items > EASE_THREADED_MAX_ITEMS
+            else contextlib.nullcontext()
+        )
+        with guard:
+            c, info = lapack.dpotrf(G, lower=False, overwrite_a=True)
+            if info != 0:
+                raise DataError("EASE: the Gram matrix is not positive definite", column="l2")
+            P, info = lapack.dpotri(c, lower=False, overwrite_c=True)
+            if info != 0:
+                raise DataError("EASE: the Gram matrix could not be inverted", column="l2")
         P = np.triu(P) + np.triu(P, 1).T
         B = P / (-np.diag(P))
         B[np.diag_indices_from(B)] = 0.0
