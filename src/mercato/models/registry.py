@@ -79,7 +79,8 @@ def hash_customers(ids: Iterable[Any], salt: bytes) -> np.ndarray:
     return np.unique(out)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks (registry artifacts, serving indexes)."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -218,7 +219,7 @@ class ModelRegistry:
                 "customers_fingerprint": artifact.get("customers_fingerprint"),
                 "notes": list(notes),
                 "salt": salt.hex(),
-                "files": {f: _sha256(tmp / f) for f in files},
+                "files": {f: sha256_file(tmp / f) for f in files},
             }
             json.dumps(manifest, allow_nan=False)  # fail before anything is in place
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -290,7 +291,7 @@ class ModelRegistry:
         mv = self.get(name, version)
         path = mv.path / "model.json"
         expected = (mv.manifest.get("files") or {}).get("model.json")
-        if expected is None or _sha256(path) != expected:
+        if expected is None or sha256_file(path) != expected:
             raise DataError(
                 f"model {name!r} v{mv.version} does not match its manifest (changed on disk?)",
                 file=str(path),
@@ -312,7 +313,7 @@ class ModelRegistry:
         path = mv.path / file
         if expected is None:
             return None
-        if _sha256(path) != expected:
+        if sha256_file(path) != expected:
             raise DataError(
                 f"{file} of model {name!r} v{mv.version} does not match its manifest",
                 file=str(path),

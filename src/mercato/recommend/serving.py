@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mercato.errors import DataError, MercatoError
-from mercato.models.registry import _sha256
+from mercato.models.registry import sha256_file
 from mercato.recommend.interactions import IdMap, Interactions
 from mercato.recommend.models import Recommender, model_from_state
 
@@ -227,7 +227,7 @@ class ServingIndex:
         for key, arr in all_arrays.items():
             path = out / f"{key}.npy"
             np.save(path, np.asarray(arr), allow_pickle=False)
-            hashes[key] = _sha256(path)
+            hashes[key] = sha256_file(path)
         meta = {
             "format": FORMAT,
             "name": name,
@@ -263,7 +263,7 @@ class ServingIndex:
         arrays: dict[str, np.ndarray] = {}
         for key, digest in meta["arrays"].items():
             path = root / f"{key}.npy"
-            if verify and _sha256(path) != digest:
+            if verify and sha256_file(path) != digest:
                 raise MercatoError(f"{path}: the file does not match its checksum")
             arrays[key] = np.load(path, mmap_mode="r", allow_pickle=False)
         state = {k[len("model_") :]: v for k, v in arrays.items() if k.startswith("model_")}
@@ -471,9 +471,11 @@ class ServingIndex:
                 h = h[~keep]
             s[h] = -np.inf
         # boosts are shares of the best remaining score, before the other rules (as the stored
-        # lists do it)
-        finite = s[np.isfinite(s)]
-        scale = abs(float(np.max(finite))) if len(finite) else 1.0
+        # lists do it); only worked out when there are boosts (the full path is a request)
+        scale = 1.0
+        if r.boost:
+            finite = s[np.isfinite(s)]
+            scale = abs(float(np.max(finite))) if len(finite) else 1.0
         if r.allow is not None:
             mask = np.ones(len(s), dtype=bool)
             mask[[i for i in (self.items.get(str(v)) for v in r.allow) if i >= 0]] = False
