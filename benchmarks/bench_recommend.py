@@ -45,15 +45,26 @@ CLAIM = (
 
 
 def make(users: int, items: int, interactions: int, seed: int = 0) -> sp.csr_matrix:
+    """Exactly ``interactions`` distinct (user, item) pairs: users with a log-normal number of
+    items, items drawn from a Zipf-like popularity (draws repeated until enough distinct
+    pairs, then a uniform sample of them kept)."""
     rng = np.random.default_rng(seed)
     per_user = rng.lognormal(0, 1, users)
-    per_user = np.maximum(1, np.round(per_user / per_user.sum() * interactions)).astype(int)
     pop = 1.0 / np.arange(1, items + 1) ** 0.8
     pop /= pop.sum()
-    rows = np.repeat(np.arange(users), per_user)
-    cols = rng.choice(items, len(rows), p=pop)
-    X = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(users, items))
-    X.sum_duplicates()
+    draw = interactions
+    while True:
+        per = np.maximum(1, np.round(per_user / per_user.sum() * draw)).astype(np.int64)
+        rows = np.repeat(np.arange(users, dtype=np.int64), per)
+        cols = rng.choice(items, len(rows), p=pop)
+        keys = np.unique(rows * items + cols)
+        if len(keys) >= interactions:
+            break
+        draw = int(draw * 1.1)
+    keys = np.sort(rng.choice(keys, interactions, replace=False))
+    X = sp.csr_matrix(
+        (np.ones(len(keys), np.float32), (keys // items, keys % items)), shape=(users, items)
+    )
     return X
 
 
@@ -62,6 +73,10 @@ def pct(xs: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(a, 50)), 4),
             "p99_ms": round(float(np.percentile(a, 99)), 4),
             "mean_ms": round(float(a.mean()), 4)}  # fmt: skip
+
+
+def rng_segments(n: int, seed: int) -> np.ndarray:
+    return np.asarray([f"segment-{v}" for v in np.random.default_rng(seed).integers(0, 8, n)])
 
 
 def latency(X: sp.csr_matrix, requests: int, seed: int) -> dict[str, Any]:
@@ -83,8 +98,10 @@ def latency(X: sp.csr_matrix, requests: int, seed: int) -> dict[str, Any]:
     users = IdMap.from_list([str(i) for i in range(n_users)])
     items = IdMap.from_list([str(i) for i in range(n_items)])
     inter = Interactions(frame, users, items)
+    # eight customer segments, so that each answer also says "popular in your segment"
+    segments = pd.Series(rng_segments(n_users, seed), index=users.to_list())
     with tempfile.TemporaryDirectory() as tmp:
-        ServingIndex.build(model, inter, Path(tmp) / "idx")
+        ServingIndex.build(model, inter, Path(tmp) / "idx", segments=segments)
         index = ServingIndex.load(Path(tmp) / "idx")
         rng = np.random.default_rng(seed)
         who = rng.integers(0, n_users, requests)
@@ -128,7 +145,7 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--items", type=int, default=20_000)
     ap.add_argument("--interactions", type=int, default=5_000_000)
-    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--train", action="store_true", help="also time EASE and ALS training")
     a = ap.parse_args()
     t = time.perf_counter()

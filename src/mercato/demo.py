@@ -202,28 +202,39 @@ def _propensity(ctx: DemoContext) -> dict[str, Any]:
 
 def _recommend(ctx: DemoContext) -> dict[str, Any]:
     from mercato.errors import DataError
+    from mercato.models.registry import ModelRegistry
     from mercato.recommend import interactions as ri
     from mercato.recommend.flow import build, default_folder
+    from mercato.recommend.serving import Rules
 
     try:
         with ctx.workspace.warehouse() as wh:
             inter = ri.from_warehouse(wh)
             buyer = str(wh.table("orders").customer_id.max().execute())
+            segments = ri.segments_from_warehouse(wh, "rfm")
         index, summary = build(
             inter, default_folder(ctx.workspace, "ease"), kind="ease", time_budget=15,
-            seed=ctx.seed,
+            seed=ctx.seed, segments=segments, segment_by="rfm",
+            registry=ModelRegistry(ctx.workspace),
         )  # fmt: skip
     except DataError as exc:  # a shop too small to split: say so, go on
         return {"skipped": exc.message}
     first = index.recommend(buyer, k=3)
+    diverse = index.recommend(buyer, k=3, rules=Rules(diversity=0.5))
+    seg = index.segments[0] if index.segments else None
+    visitor = index.recommend("a-visitor", k=3, segment=seg)
     return {
         "model": "ease",
         "ndcg_at_10": summary["held_out"].get("ndcg@10"),
         "hit_rate_at_10": summary["held_out"].get("hit_rate@10"),
         "customers": summary["users"],
         "items": summary["items"],
+        "registry": summary["registry"],
         "example_customer": buyer,
         "example": [r.to_dict() for r in first],
+        "example_diverse": [r.item for r in diverse],
+        "visitor_segment": seg,
+        "visitor": [r.to_dict() for r in visitor],
     }
 
 

@@ -21,6 +21,11 @@ def test_demo_runs_every_step_and_is_idempotent(tmp_path):
     rec = first["steps"][next(n for n, _ in STEPS if n.startswith("recommendations"))]
     if "skipped" not in rec:  # a 500-customer shop may be too small: then it says why
         assert rec["example"] and "Recommendations" in html
+        assert rec["registry"]["name"] == "recommender-ease"
+        assert f"model registry: recommender-ease v{rec['registry']['version']}" in html
+        assert len(rec["visitor"]) == 3 and len(rec["example_diverse"]) == 3
+        if rec["visitor_segment"]:
+            assert "popular in your segment" in rec["visitor"][0]["reason"]
     second = run_demo(ws, customers=500, days=90, seed=2)
     again = second["steps"]["load it into the warehouse"]
     assert sum(again["inserted"].values()) == 0

@@ -182,6 +182,14 @@ def build_cmd(
         Path | None,
         typer.Option(help="The index folder (default: <workspace>/serving/recommender-<model>)."),
     ] = None,
+    segment_by: Annotated[
+        str | None,
+        typer.Option(
+            help="Segments for cold start and 'popular in your segment': workspace: rfm "
+            "(default) or a customers column (country...); --from: a column of the file "
+            "(each user's latest value). 'none': no segments."
+        ),
+    ] = None,
     no_tune: Annotated[bool, typer.Option("--no-tune", help="Default settings.")] = False,
     time_budget: Annotated[float, typer.Option(help="Seconds of tuning.")] = 60.0,
     workspace: WorkspaceOpt = None,
@@ -189,12 +197,34 @@ def build_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Choose a recommender's settings on validation, measure it on held-out interactions,
-    fit it on all of them and write the serving index (memory-mapped, loadable by any worker)."""
+    fit it on all of them and write the serving index (memory-mapped, loadable by any worker);
+    in a workspace it is also saved in the model registry with its training customers."""
     from mercato.errors import DataError
     from mercato.recommend.flow import build, default_folder
 
     o = Output(json_, quiet)
     inter, ws, where = _interactions(from_, user, item, rating, time, workspace, half_life)
+    segments, by, registry = None, segment_by or "rfm", None
+    if ws is not None:
+        from mercato.models.registry import ModelRegistry
+        from mercato.recommend.interactions import segments_from_warehouse
+
+        registry = ModelRegistry(ws)
+        if by != "none":
+            with ws.warehouse() as wh:
+                if by != "rfm" or wh.has_table("orders"):
+                    segments = segments_from_warehouse(wh, by)
+    elif segment_by not in (None, "none") and from_ is not None:
+        from mercato.models.propensity import read_table
+
+        frame = read_table(from_)
+        if segment_by not in frame.columns:
+            raise DataError(f"{from_.name} has no column {segment_by!r}", file=str(from_),
+                            column=segment_by)  # fmt: skip
+        if time is not None and time in frame.columns:
+            frame = frame.sort_values(time, kind="stable")
+        last = frame.dropna(subset=[segment_by]).groupby(frame[user].astype(str)).last()
+        segments = last[segment_by].astype(str)
     if out is None:
         if ws is None:
             raise DataError("--from needs --out (the index folder)")
@@ -203,6 +233,7 @@ def build_cmd(
         _, summary = build(
             inter, out, kind=model, tune=not no_tune, time_budget=time_budget,
             progress=lambda d, t, desc: update(d, total=t, description=desc),
+            segments=segments, segment_by=by, registry=registry,
         )  # fmt: skip
     h = summary["held_out"]
     k = summary["k"]
@@ -212,7 +243,15 @@ def build_cmd(
         f"{_fmt(h.get(f'recall@{k}'))}, hit rate {_fmt(h.get(f'hit_rate@{k}'))}; settings "
         f"{h.get('settings')}"
     )
-    o.print(f"index: {out}")
+    extra = []
+    if summary["segments"]:
+        extra.append(f"{len(summary['segments'])} segments by {summary['segment_by']}")
+    if summary["new_items"]:
+        extra.append(f"{summary['new_items']:,} new items scored from stand-ins")
+    reg = summary.get("registry")
+    if reg:
+        extra.append(f"registry {reg['name']} v{reg['version']}")
+    o.print(f"index: {out}" + (f" ({'; '.join(extra)})" if extra else ""))
     o.result(summary)
 
 
@@ -239,6 +278,14 @@ def user_cmd(
     ] = None,
     boost: Annotated[
         str | None, typer.Option(help="Promoted items: ITEM=AMOUNT,... (share of the top score).")
+    ] = None,
+    diversity: Annotated[
+        float,
+        typer.Option(help="MMR weight on dissimilarity, 0 (plain ranking) to 1."),
+    ] = 0.0,
+    segment: Annotated[
+        str | None,
+        typer.Option(help="The visitor's segment (context) when the index does not know them."),
     ] = None,
     include_out_of_stock: Annotated[bool, typer.Option(help="Also items out of stock.")] = False,
     not_personalised: Annotated[
@@ -280,19 +327,50 @@ def user_cmd(
     rules = Rules(
         allow=items(allow) or None, deny=items(deny), categories=items(category) or None,
         min_price=min_price, max_price=max_price, in_stock_only=not include_out_of_stock,
-        boost=boosts, max_per_category=per_category,
+        boost=boosts, max_per_category=per_category, diversity=diversity,
     )  # fmt: skip
     idx = ServingIndex.load(index)
     personalised = not (not_personalised or refused)
-    recs = idx.recommend(user_id, items(recent), k, rules=rules, personalised=personalised)
+    recs = idx.recommend(user_id, items(recent), k, rules=rules, personalised=personalised,
+                         segment=segment)  # fmt: skip
     if refused:
         o.print(f"{user_id} refused personalisation: the list is not personalised")
     o.table(
         f"For {user_id or 'a visitor'}",
         ["rank", "item", "score", "why"],
-        [[r.rank, r.item, f"{r.score:.4g}", r.reason] for r in recs],
+        [[r.rank, r.item, f"{r.score:.4g}", "; ".join(r.reasons or (r.reason,))] for r in recs],
     )
     o.result(
         {"user": user_id, "index": str(index), "personalised": personalised,
          "items": [r.to_dict() for r in recs]}
     )  # fmt: skip
+
+
+@app.command("similar")
+def similar_cmd(
+    item_id: Annotated[str, typer.Argument(help="The item.")],
+    k: Annotated[int, typer.Option(help="How many items.")] = 10,
+    index: Annotated[
+        Path | None, typer.Option(help="The index folder (default: the workspace's, --model).")
+    ] = None,
+    model: Annotated[str, typer.Option(help="Which workspace index (its model).")] = "ease",
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Items like one item (a new item nobody touched yet: like its stand-ins), in stock."""
+    from mercato.errors import DataError
+    from mercato.recommend.flow import default_folder
+    from mercato.recommend.serving import ServingIndex
+
+    o = Output(json_, quiet)
+    if not isinstance(k, int) or k < 1:
+        raise DataError("k must be a whole number >= 1", column="k", value=k)
+    if index is None:
+        from mercato.workspace import Workspace
+
+        index = default_folder(Workspace.open(workspace), model)
+    recs = ServingIndex.load(index).similar_items(item_id, k)
+    o.table(f"Like {item_id}", ["rank", "item", "cosine"],
+            [[r.rank, r.item, f"{r.score:.3f}"] for r in recs])  # fmt: skip
+    o.result({"item": item_id, "index": str(index), "items": [r.to_dict() for r in recs]})

@@ -51,7 +51,10 @@ LOADERS: dict[str, str] = {
     "mercato.clv": "mercato.models.clv:model_from_dict",
     "mercato.uplift": "mercato.models.uplift:model_from_dict",
     "mercato.propensity": "mercato.models.propensity:model_from_dict",
+    "mercato.serving": "mercato.recommend.serving:load_registered",
 }
+#: the sub-folder of a version that holds a folder model's files (:meth:`ModelRegistry.save_folder`)
+ARTIFACT = "artifact"
 
 MANIFEST_FORMAT = "mercato.registry/1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -174,22 +177,98 @@ class ModelRegistry:
             )
         artifact = model.to_dict()
         fmt = str(artifact.get("format", ""))
-        if fmt.split("/")[0] not in LOADERS:
-            raise DataError(
-                f"the registry cannot load models of format {fmt!r}",
-                expected=", ".join(sorted(LOADERS)),
-            )
+        _check_format(fmt)
         model_text = json.dumps(artifact, allow_nan=False, separators=(",", ":"))
+
+        def write(tmp: Path) -> list[str]:
+            (tmp / "model.json").write_text(model_text, encoding="utf-8")
+            return ["model.json"]
+
+        return self._save(
+            name, write, kind=kind, fmt=fmt, model=artifact.get("model"), metrics=metrics,
+            params=params, data_window=data_window, customers=customers, notes=notes,
+            documents=documents,
+            extra={"customers_fingerprint": artifact.get("customers_fingerprint")},
+        )  # fmt: skip
+
+    def save_folder(
+        self,
+        folder: str | Path,
+        *,
+        name: str,
+        kind: str,
+        fmt: str,
+        model: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        data_window: dict[str, Any] | None = None,
+        customers: Iterable[Any] | None = None,
+        notes: Iterable[str] = (),
+        documents: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Save a model that is a folder of files (a serving index of arrays) as the next
+        version of ``name``: its files are hard-linked (copied across file systems) into
+        ``vN/artifact/``, every file's sha256 goes into the manifest, and :meth:`load` hands
+        the folder to the loader of ``fmt`` (:data:`LOADERS`). The files must not be changed
+        in place afterwards (a serving index is rebuilt beside and swapped in, never edited),
+        so linking shares them safely."""
+        src = Path(folder)
+        if not src.is_dir():
+            raise DataError("no such folder to save", file=str(src))
+        _check_format(fmt)
+
+        def write(tmp: Path) -> list[str]:
+            (tmp / ARTIFACT).mkdir()
+            names = []
+            for f in sorted(src.iterdir()):
+                if not f.is_file():
+                    continue
+                target = tmp / ARTIFACT / f.name
+                try:
+                    os.link(f, target)
+                except OSError:
+                    shutil.copy2(f, target)
+                names.append(f"{ARTIFACT}/{f.name}")
+            return names
+
+        return self._save(
+            name, write, kind=kind, fmt=fmt, model=model, metrics=metrics, params=params,
+            data_window=data_window, customers=customers, notes=notes, documents=documents,
+            extra={"artifact": "folder"},
+        )  # fmt: skip
+
+    def _save(
+        self,
+        name: str,
+        write: Any,
+        *,
+        kind: str,
+        fmt: str,
+        model: Any,
+        metrics: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+        data_window: dict[str, Any] | None,
+        customers: Iterable[Any] | None,
+        notes: Iterable[str],
+        documents: dict[str, Any] | None,
+        extra: dict[str, Any],
+    ) -> ModelVersion:
+        if not _NAME.match(name):
+            raise DataError(
+                f"invalid model name {name!r}",
+                column="name",
+                value=name,
+                expected="letters, digits, '_', '.', '-' (up to 64 characters)",
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
         folder = self.root / name
         folder.mkdir(exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".saving-", dir=folder))
         try:
-            (tmp / "model.json").write_text(model_text, encoding="utf-8")
+            files = list(write(tmp))
             salt = secrets.token_bytes(16)
             n_customers = None
-            files = ["model.json"]
             for fname, doc in (documents or {}).items():
                 if not re.match(r"^[a-z0-9_-]+\.json$", fname) or fname in (
                     "model.json",
@@ -209,22 +288,22 @@ class ModelRegistry:
                 "format": MANIFEST_FORMAT,
                 "kind": kind,
                 "model_format": fmt,
-                "model": artifact.get("model"),
+                "model": model,
                 "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "mercato_version": _mercato_version(),
                 "params": params or {},
                 "metrics": metrics or {},
                 "data_window": data_window or {},
                 "customers": n_customers,
-                "customers_fingerprint": artifact.get("customers_fingerprint"),
+                **extra,
                 "notes": list(notes),
                 "salt": salt.hex(),
                 "files": {f: sha256_file(tmp / f) for f in files},
             }
             json.dumps(manifest, allow_nan=False)  # fail before anything is in place
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-            for f in tmp.iterdir():
-                os.chmod(f, 0o600)
+            for f in tmp.rglob("*"):
+                os.chmod(f, 0o700 if f.is_dir() else 0o600)
             while True:  # the next free version number; rename is atomic and fails if taken
                 version = self._latest_number(name) + 1
                 target = folder / f"v{version}"
@@ -289,6 +368,8 @@ class ModelRegistry:
     def load(self, name: str, version: int | None = None) -> Any:
         """The fitted model (newest version without ``version``), checked against its sha256."""
         mv = self.get(name, version)
+        if mv.manifest.get("artifact") == "folder":
+            return self._load_folder(mv)
         path = mv.path / "model.json"
         expected = (mv.manifest.get("files") or {}).get("model.json")
         if expected is None or sha256_file(path) != expected:
@@ -302,6 +383,32 @@ class ModelRegistry:
             raise DataError(f"unknown model format {fmt!r}", file=str(path))
         module, func = LOADERS[fmt].split(":")
         return getattr(importlib.import_module(module), func)(data)
+
+    def _load_folder(self, mv: ModelVersion) -> Any:
+        """A folder model: every file checked against the manifest, then its loader."""
+        files = mv.manifest.get("files") or {}
+        for rel, digest in files.items():
+            if not rel.startswith(f"{ARTIFACT}/"):
+                continue
+            path = mv.path / rel
+            if not path.exists() or sha256_file(path) != digest:
+                raise DataError(
+                    f"model {mv.name!r} v{mv.version} does not match its manifest "
+                    f"(changed on disk?)",
+                    file=str(path),
+                )
+        fmt = str(mv.manifest.get("model_format", "")).split("/")[0]
+        if fmt not in LOADERS:
+            raise DataError(f"unknown model format {fmt!r}", file=str(mv.path))
+        module, func = LOADERS[fmt].split(":")
+        return getattr(importlib.import_module(module), func)(mv.path / ARTIFACT)
+
+    def artifact_folder(self, name: str, version: int | None = None) -> Path:
+        """Where a folder model's files are (for workers that map them themselves)."""
+        mv = self.get(name, version)
+        if mv.manifest.get("artifact") != "folder":
+            raise DataError(f"model {name!r} v{mv.version} is not a folder of files")
+        return mv.path / ARTIFACT
 
     def document(self, name: str, file: str, version: int | None = None) -> Any:
         """A JSON document saved beside the model (``documents`` of :meth:`save`), checked.
@@ -352,6 +459,14 @@ class ModelRegistry:
     def _latest_number(self, name: str) -> int:
         numbers = self._numbers(name)
         return numbers[-1] if numbers else 0
+
+
+def _check_format(fmt: str) -> None:
+    if fmt.split("/")[0] not in LOADERS:
+        raise DataError(
+            f"the registry cannot load models of format {fmt!r}",
+            expected=", ".join(sorted(LOADERS)),
+        )
 
 
 def _mercato_version() -> str:

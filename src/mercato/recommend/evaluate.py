@@ -149,7 +149,6 @@ def split(
 
 def grid(kind: str, n_users: int, n_items: int, nnz: int) -> list[dict[str, Any]]:
     """The settings tried for ``kind``, in order (the first is the default)."""
-    density = nnz / max(n_users * n_items, 1)
     if kind == "popularity":
         return [{}]
     if kind == "itemknn":
@@ -174,11 +173,12 @@ def grid(kind: str, n_users: int, n_items: int, nnz: int) -> list[dict[str, Any]
             {"factors": 2 * f, "regularization": 0.1, "alpha": 20.0, "scaling": "log"},
         ]
     if kind == "bpr":
-        it = 100 if density > 1e-3 else 200
+        # iterations is the most tried: evaluate stops each setting early on validation
         return [
-            {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": it},
-            {"factors": 128, "learning_rate": 0.05, "regularization": 0.001, "iterations": it},
-            {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 2 * it},
+            {"factors": 128, "learning_rate": 0.01, "regularization": 0.001, "iterations": 300},
+            {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 300},
+            {"factors": 200, "learning_rate": 0.005, "regularization": 0.001, "iterations": 300},
+            {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": 300},
         ]
     if kind == "nmf":
         return [{"components": c} for c in (32, 16, 64)]
@@ -229,6 +229,18 @@ class _Data:
         B = self.train.copy()
         B.data[:] = 1
         self.item_users = np.asarray(B.sum(axis=0)).ravel()
+        # cold users (no training history): their test items over the training catalogue;
+        # items unseen in training get columns past it (relevant, unreachable)
+        cold = t.loc[ui < 0, ["user", "item"]].drop_duplicates()
+        codes, cold_users = pd.factorize(cold["user"])
+        ci = items.indices(cold["item"].to_numpy())
+        new_items = sorted(cold.loc[ci < 0, "item"].unique())
+        unseen = {v: len(items) + j for j, v in enumerate(new_items)}
+        ccols = np.where(ci >= 0, ci, [unseen.get(v, -1) for v in cold["item"].to_numpy()])
+        self.cold_relevant = sp.csr_matrix(
+            (np.ones(len(cold), dtype=np.float32), (codes, ccols)),
+            shape=(len(cold_users), len(items) + len(unseen)),
+        )
 
 
 def _oracle_lists(oracle: pd.DataFrame, d: _Data, k: int) -> tuple[np.ndarray, int]:
@@ -332,9 +344,20 @@ def evaluate(
     if len(d.eval_users) == 0:
         raise DataError("no test user has training history: nothing to evaluate",
                         hint="a smaller test size, or another split")  # fmt: skip
+    cold_start: dict[str, Any] | None = None
     if d.cold_users:
-        notes.append(f"{d.cold_users:,} test users without training history are not evaluated "
-                     "(cold start is measured apart)")  # fmt: skip
+        # what the serving index gives them: the most popular training items
+        top = np.argsort(-d.item_users, kind="stable")[:k]
+        cold_lists = np.tile(top, (d.cold_relevant.shape[0], 1))
+        cm = ranking_metrics(cold_lists, d.cold_relevant, k, n_items=len(d.items),
+                             item_users=d.item_users, n_train_users=len(d.users))  # fmt: skip
+        cold_start = {"users": d.cold_users, "list": "most popular training items"}
+        cold_start |= {f"{m}@{k}": cm[m] for m in ("precision", "recall", "ndcg", "hit_rate")}
+        notes.append(
+            f"{d.cold_users:,} test users without training history are measured apart (cold "
+            f"start: the most popular items, as the serving index answers them): NDCG@{k} "
+            f"{cm['ndcg']:.4f}, hit rate {cm['hit_rate']:.4f}"
+        )
     if d.unknown_items:
         notes.append(f"{d.unknown_items:,} test interactions are with items never seen in "
                      "training: they count as relevant, no model can find them")  # fmt: skip
@@ -361,21 +384,8 @@ def evaluate(
             continue
         settings = grid(name, len(d.users), len(d.items), d.train.nnz)
         chosen = settings[0]
-        started = _time.perf_counter()
-        if val is not None and len(settings) > 1:
-            best = -math.inf
-            for s in settings:
-                if _time.perf_counter() - started > time_budget and trials:
-                    notes.append(f"{name}: the tuning budget ({time_budget:g} s) ended the search")
-                    break
-                ts = _time.perf_counter()
-                m = make_model(name, **s).fit(val.train)
-                score, _ = _measure(m, val, k)
-                trials.append({"model": name, "settings": _settings_text(s),
-                               "validation_ndcg": score["ndcg"],
-                               "seconds": round(_time.perf_counter() - ts, 2)})  # fmt: skip
-                if score["ndcg"] > best:
-                    best, chosen = score["ndcg"], s
+        if val is not None and (len(settings) > 1 or name in STAGED):
+            chosen = _tune(name, settings, val, k, time_budget, trials, notes)
         if progress is not None:
             progress(i, steps, f"{name}: fitting")
         tf = _time.perf_counter()
@@ -444,6 +454,7 @@ def evaluate(
         "test_interactions": int(d.relevant.nnz),
         "best": best_name,
         "tuned": val is not None,
+        "cold_start": cold_start,
         "seconds": round(_time.perf_counter() - t0, 2),
     }
     notes.append(
@@ -453,6 +464,86 @@ def evaluate(
     return RecEvaluation(name="recommend", table=table, summary=summary, notes=notes,
                          trials=pd.DataFrame(trials), recommendations=out_recs,
                          models=fitted, chosen=chosen_by)  # fmt: skip
+
+
+#: models whose iterations are chosen by stopping early on validation: (every, patience)
+STAGED = {"bpr": (10, 3)}
+#: models whose one log-scale setting is refined around the grid's best
+REFINED = {"ease": "l2"}
+
+
+def _tune(
+    name: str,
+    settings: list[dict[str, Any]],
+    val: _Data,
+    k: int,
+    budget: float,
+    trials: list[dict[str, Any]],
+    notes: list[str],
+) -> dict[str, Any]:
+    """The setting with the best validation NDCG@k: the grid in order within ``budget``
+    seconds; for :data:`STAGED` models each setting's iterations stop when ``patience``
+    stages in a row did not improve; for :data:`REFINED` models the best value is then
+    refined geometrically (halfway, in log scale, towards each neighbour; twice)."""
+    started = _time.perf_counter()
+    best, chosen = -math.inf, settings[0]
+    seen: set[str] = set()
+
+    def over() -> bool:
+        return _time.perf_counter() - started > budget and bool(trials)
+
+    def record(s: dict[str, Any], score: float, seconds: float) -> None:
+        nonlocal best, chosen
+        seen.add(_settings_text(s))
+        trials.append({"model": name, "settings": _settings_text(s), "validation_ndcg": score,
+                       "seconds": round(seconds, 2)})  # fmt: skip
+        if score > best:
+            best, chosen = score, dict(s)
+
+    def trial(s: dict[str, Any]) -> None:
+        ts = _time.perf_counter()
+        if name in STAGED:
+            every, patience = STAGED[name]
+            m = make_model(name, **s)
+            top, top_it, stale = -math.inf, every, 0
+            for done in m.fit_stages(val.train, every, int(s["iterations"])):  # type: ignore[attr-defined]
+                score = _measure(m, val, k)[0]["ndcg"]
+                if score > top:
+                    top, top_it, stale = score, done, 0
+                else:
+                    stale += 1
+                if stale >= patience or over():
+                    break
+            record({**s, "iterations": top_it}, top, _time.perf_counter() - ts)
+            return
+        m = make_model(name, **s).fit(val.train)
+        record(s, _measure(m, val, k)[0]["ndcg"], _time.perf_counter() - ts)
+
+    for s in settings:
+        if over():
+            notes.append(f"{name}: the tuning budget ({budget:g} s) ended the search")
+            return chosen
+        trial(s)
+    key = REFINED.get(name)
+    if key is not None:
+        values = sorted({float(s[key]) for s in settings if key in s})
+        for _ in range(2):
+            b = float(chosen[key])
+            lower = [v for v in values if v < b]
+            upper = [v for v in values if v > b]
+            near = ([math.sqrt(b * lower[-1])] if lower else []) + (
+                [math.sqrt(b * upper[0])] if upper else []
+            )
+            for v in near:
+                s = {**chosen, key: float(f"{v:.3g}")}
+                if _settings_text(s) in seen:
+                    continue
+                if over():
+                    notes.append(f"{name}: the tuning budget ({budget:g} s) ended the search")
+                    return chosen
+                values = sorted({*values, float(s[key])})
+                trial(s)
+    return chosen
 
 
 def _settings_text(s: dict[str, Any]) -> str:

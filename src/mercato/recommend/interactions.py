@@ -34,6 +34,7 @@ __all__ = [
     "from_file",
     "from_frame",
     "from_warehouse",
+    "segments_from_warehouse",
 ]
 
 #: weight of one event of each type (purchases come from completed order lines)
@@ -330,3 +331,30 @@ def from_warehouse(
         pr = warehouse.table("products")
         info = pr.select("product_id", "category", "price", "in_stock").execute()
     return Interactions.build(frame, notes, item_info=info)
+
+
+def segments_from_warehouse(warehouse: Any, by: str = "rfm") -> pd.Series:
+    """Each customer's segment (customer id -> label) for cold start and "popular in your
+    segment": ``rfm`` (the RFM segment from completed orders, computed in the engine) or a
+    column of ``customers`` (``country``, ``city``...). Customers who refused
+    personalisation are left out."""
+    from mercato.data.consent import allowed
+
+    if by == "rfm":
+        if not warehouse.has_table("orders") or not warehouse.has_table("order_lines"):
+            raise DataError("RFM segments need orders and order lines", column="segment_by")
+        from mercato.analytics.rfm import rfm_expr
+
+        t = rfm_expr(warehouse)
+    else:
+        if not warehouse.has_table("customers"):
+            raise DataError("no customers table to take segments from", column="segment_by")
+        t = warehouse.table("customers")
+        if by not in t.columns or by in ("customer_id", "attributes"):
+            raise DataError(f"customers has no segment column {by!r}", column="segment_by",
+                            value=by, hint="rfm, or a column such as country")  # fmt: skip
+        t = t.mutate(segment=t[by].cast("string"))
+    t, _ = allowed(warehouse, t, "personalisation")
+    frame = t.filter(t.segment.notnull()).select("customer_id", "segment").execute()
+    return pd.Series(frame["segment"].astype(str).to_numpy(),
+                     index=frame["customer_id"].astype(str).to_numpy(), name=by)  # fmt: skip

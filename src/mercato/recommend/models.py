@@ -32,7 +32,7 @@ Models:
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -555,18 +555,44 @@ class BPR(_Factors):
         return {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": 100,
                 "seed": 0}  # fmt: skip
 
-    def _fit(self, X: sp.csr_matrix, **_: Any) -> None:
+    def _implicit(self, iterations: int) -> Any:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         p = self.params
-        m = BayesianPersonalizedRanking(
+        return BayesianPersonalizedRanking(
             factors=int(p["factors"]), learning_rate=float(p["learning_rate"]),
-            regularization=float(p["regularization"]), iterations=int(p["iterations"]),
+            regularization=float(p["regularization"]), iterations=iterations,
             random_state=int(p["seed"]), num_threads=_threads(),
         )  # fmt: skip
+
+    def _fit(self, X: sp.csr_matrix, **_: Any) -> None:
+        m = self._implicit(int(self.params["iterations"]))
         with _quiet():
             m.fit(_binary(X), show_progress=False)
         self.user_factors, self.item_factors = _implicit_arrays(m)
+
+    def fit_stages(self, user_items: Any, every: int, most: int) -> Iterator[int]:
+        """Fit ``every`` iterations at a time up to ``most``, yielding the iterations done
+        after each stage; between stages the model is fitted and ``params["iterations"]``
+        says how far it got. SGD on BPR's loss overfits after a data-dependent number of
+        passes, so :func:`~mercato.recommend.evaluate.evaluate` stops it on validation."""
+        if every < 1 or most < every:
+            raise DataError("stages need 1 <= every <= most", column="iterations", value=most)
+        X = _csr(user_items)
+        if X.nnz == 0:
+            raise DataError(f"{self.kind}: no interactions to learn from")
+        self.n_users, self.n_items = X.shape
+        B = _binary(X)
+        m = self._implicit(every)
+        done = 0
+        while done < most:
+            with _quiet():
+                m.fit(B, show_progress=False)  # implicit continues from the current factors
+            done += every
+            self.user_factors, self.item_factors = _implicit_arrays(m)
+            self.params["iterations"] = done
+            self.fitted = True
+            yield done
 
     def fold_in(self, X: sp.csr_matrix) -> np.ndarray:
         """A ridge projection: the user vector whose scores of the user's items are 1 (the

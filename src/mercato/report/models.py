@@ -386,8 +386,24 @@ def recommend_section(ws: Workspace, wh: Warehouse) -> Section | None:
         intro.append(
             f"{d.get('model')}: {d.get('users', 0):,} customers x {d.get('items', 0):,} items "
             f"({d.get('interactions', 0):,} interactions); settings chosen on a validation "
-            f"part: {h.get('settings') or '-'}; serving index in {folder.name}."
+            f"part: {h.get('settings') or '-'}; serving index in {folder.name}"
+            + (
+                f" (model registry: {d['registry']['name']} v{d['registry']['version']})"
+                if d.get("registry")
+                else ""
+            )
+            + "."
         )
+        if d.get("segments"):
+            intro.append(
+                f"Cold start and 'popular in your segment' use {len(d['segments'])} segments "
+                f"by {d.get('segment_by')}."
+            )
+        if d.get("new_items"):
+            intro.append(
+                f"{d['new_items']:,} catalogue items nobody has touched yet are scored from "
+                "known items of their category nearest in price."
+            )
         keys = [(f"precision@{k}", f"precision@{k}"), (f"recall@{k}", f"recall@{k}"),
                 (f"ndcg@{k}", f"NDCG@{k}"), (f"map@{k}", f"MAP@{k}"),
                 (f"hit_rate@{k}", "hit rate"), (f"mrr@{k}", "MRR"), ("coverage", "coverage"),

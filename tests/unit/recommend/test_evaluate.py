@@ -148,3 +148,65 @@ def test_given_train_and_test_files(tmp_path, capsys):
     payload = json.loads(capsys.readouterr().out)
     assert payload["summary"]["split"] == "given"
     assert payload["summary"]["test_interactions"] == len(te)
+
+
+def test_bpr_stops_early_and_ease_is_refined_on_validation():
+    inter = from_frame(ratings(), user="user", item="item", rating="rating", time="timestamp")
+    res = evaluate(inter, models=["ease", "bpr"], k=10, time_budget=60)
+    trials = res.trials
+    # EASE: the five grid values, then values between the best and its neighbours
+    ease = trials[trials["model"] == "ease"]
+    grid_l2 = {15.0, 50.0, 200.0, 800.0, 3000.0}
+    tried = {float(s.split("=")[1]) for s in ease["settings"]}
+    refined = tried - grid_l2
+    assert grid_l2 <= tried and refined
+    best_grid = max(grid_l2, key=lambda v: float(
+        ease.loc[ease["settings"] == f"l2={v}", "validation_ndcg"].iloc[0]))  # fmt: skip
+    assert all(min(grid_l2) / 2 < v < max(grid_l2) for v in refined)
+    assert any(abs(math.log(v / best_grid)) < math.log(4) for v in refined)
+    assert res.chosen["ease"]["l2"] == float(
+        ease.loc[ease["validation_ndcg"].idxmax(), "settings"].split("=")[1]
+    )
+    # BPR: each setting's iterations is where validation NDCG peaked, a multiple of 10
+    bpr = trials[trials["model"] == "bpr"]
+    its = [int(s.rsplit("iterations=", 1)[1]) for s in bpr["settings"]]
+    assert all(i % 10 == 0 and 10 <= i <= 300 for i in its)
+    assert res.chosen["bpr"]["iterations"] in its
+
+
+def test_bpr_fit_stages_continues_from_the_last_stage():
+    from mercato.recommend.models import make_model
+
+    inter = from_frame(ratings(120, 60), user="user", item="item")
+    X = inter.matrix()
+    m = make_model("bpr", factors=8, learning_rate=0.05)
+    seen = []
+    for done in m.fit_stages(X, 5, 15):
+        seen.append((done, m.params["iterations"], m.item_factors.copy()))
+    assert [s[0] for s in seen] == [5, 10, 15] and [s[1] for s in seen] == [5, 10, 15]
+    assert not np.allclose(seen[0][2], seen[2][2])  # it kept learning
+    ids, _ = m.recommend(X[:3], 5)
+    assert ids.shape == (3, 5)
+    with pytest.raises(DataError):
+        next(m.fit_stages(X, 0, 10))
+
+
+def test_cold_users_are_measured_apart_with_popularity():
+    df = ratings()
+    # 40 users only in the test part (a given split): all their items are test items
+    newcomers = df[df["user"].isin([f"u{u}" for u in range(40)])]
+    rest = df[~df.index.isin(newcomers.index)]
+    inter = from_frame(rest, user="user", item="item")
+    train, test, _ = split(inter, "stratified", test_size=0.25, seed=1)
+    extra = from_frame(newcomers, user="user", item="item")
+    both = pd.concat([test.frame, extra.frame], ignore_index=True)
+    test2 = from_frame(both.rename(columns={"user": "u", "item": "i"}), user="u", item="i")
+    res = evaluate(train=train, test=test2, models=["popularity"], tune=False)
+    cold = res.summary["cold_start"]
+    assert cold["users"] == 40 and cold["list"] == "most popular training items"
+    # by hand: the 10 most popular training items against each newcomer's items
+    counts = train.frame.drop_duplicates(["user", "item"])["item"].value_counts()
+    top = list(counts.sort_values(ascending=False, kind="stable").index[:10])
+    hits = newcomers.groupby("user")["item"].apply(lambda s: len(set(s) & set(top)) > 0)
+    assert cold["hit_rate@10"] == pytest.approx(hits.mean(), abs=0.03)
+    assert any("measured apart" in n for n in res.notes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -133,3 +134,90 @@ def test_cli_build_and_user(shop, capsys):
     assert code == 1 and "ITEM=AMOUNT" in capsys.readouterr().err
     code = main(["recommend", "user", someone, "-w", w, "--model", "als"])
     assert code == 1 and "no serving index" in capsys.readouterr().err
+
+
+def test_build_registers_the_index_with_segments(shop, capsys):
+    from mercato.models.registry import ModelRegistry
+    from mercato.recommend.interactions import segments_from_warehouse
+    from mercato.recommend.serving import ServingIndex
+
+    ws, folder = shop
+    w = str(ws.path)
+    code = main(["recommend", "build", "-w", w, "--model", "itemknn", "--time-budget", "5",
+                 "--json"])  # fmt: skip
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["segment_by"] == "rfm" and len(summary["segments"]) >= 3
+    reg = ModelRegistry(ws)
+    mv = reg.get("recommender-itemknn")
+    assert summary["registry"] == {"name": "recommender-itemknn", "version": mv.version}
+    assert mv.manifest["artifact"] == "folder" and mv.manifest["model"] == "itemknn"
+    assert mv.manifest["metrics"]["ndcg@10"] == summary["held_out"]["ndcg@10"]
+    # the customers it was trained on, hashed; not those who refused personalisation
+    index = reg.load("recommender-itemknn")
+    assert isinstance(index, ServingIndex)
+    trained = index.users.ids[0]
+    assert reg.trained_on("recommender-itemknn", trained)
+    consents = pd.read_parquet(folder / "consents")
+    latest = consents[consents.purpose == "personalisation"].sort_values("ts")
+    latest = latest.groupby("customer_id").tail(1)
+    refuser = str(latest.loc[~latest.granted, "customer_id"].iloc[0])
+    assert not reg.trained_on("recommender-itemknn", refuser)
+    assert [v.name for v in reg.models_trained_on(trained)].count("recommender-itemknn") == 1
+    # a rebuild: the registered version keeps its own files
+    code = main(["recommend", "build", "-w", w, "--model", "itemknn", "--no-tune",
+                 "--segment-by", "country", "--json"])  # fmt: skip
+    assert code == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["registry"]["version"] == mv.version + 1 and second["segment_by"] == "country"
+    assert reg.load("recommender-itemknn", mv.version).meta["segment_by"] == "rfm"
+    # a tampered registered file is refused
+    art = reg.artifact_folder("recommender-itemknn", mv.version) / "popularity.npy"
+    art.chmod(0o600)
+    arr = np.load(art)
+    arr[0] += 1
+    art.unlink()  # a new file: the serving folder's copy is not touched
+    np.save(art, arr)
+    with pytest.raises(DataError, match="does not match its manifest"):
+        reg.load("recommender-itemknn", mv.version)
+    # segments: rfm, a customers column, refusers left out, a bad column named
+    with ws.warehouse() as wh:
+        rfm = segments_from_warehouse(wh, "rfm")
+        country = segments_from_warehouse(wh, "country")
+        with pytest.raises(DataError, match="no segment column 'shoe_size'"):
+            segments_from_warehouse(wh, "shoe_size")
+    assert refuser not in rfm.index and refuser not in country.index
+    assert rfm.index.is_unique and len(rfm) > 100 and country.nunique() > 1
+    # similar items from the CLI
+    code = main(["recommend", "similar", index.items.ids[0], "-w", w, "--model", "itemknn",
+                 "--k", "4", "--json"])  # fmt: skip
+    assert code == 0
+    sim = json.loads(capsys.readouterr().out)
+    assert len(sim["items"]) == 4 and index.items.ids[0] not in {r["item"] for r in sim["items"]}
+    code = main(["recommend", "similar", "no-such-item", "-w", w, "--model", "itemknn"])
+    assert code == 1 and "no such item" in capsys.readouterr().err
+    # a visitor in a segment context, and diversity
+    seg = summary["segments"][0]
+    code = main(["recommend", "user", "a-visitor", "-w", w, "--model", "itemknn", "--segment",
+                 seg, "--k", "3", "--json"])  # fmt: skip
+    assert code == 0
+    got = json.loads(capsys.readouterr().out)["items"]
+    assert got[0]["reason"] in (f"popular in your segment ({seg})", "popular now")
+    code = main(["recommend", "user", "a-visitor", "-w", w, "--diversity", "2"])
+    assert code == 1 and "diversity" in capsys.readouterr().err
+
+
+def test_build_from_a_file_with_a_segment_column(tmp_path, capsys):
+    rows = [(f"u{u}", f"i{(u % 5) * 10 + j}", "north" if u % 2 else "south")
+            for u in range(200) for j in range(6)]  # fmt: skip
+    f = tmp_path / "inter.csv"
+    pd.DataFrame(rows, columns=["user", "item", "region"]).to_csv(f, index=False)
+    code = main(["recommend", "build", "--from", str(f), "--user", "user", "--item", "item",
+                 "--segment-by", "region", "--out", str(tmp_path / "idx"), "--model", "ease",
+                 "--no-tune", "--json"])  # fmt: skip
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["segments"] == ["north", "south"] and out["registry"] is None
+    code = main(["recommend", "build", "--from", str(f), "--user", "user", "--item", "item",
+                 "--segment-by", "nope", "--out", str(tmp_path / "idx2")])  # fmt: skip
+    assert code == 1 and "no column 'nope'" in capsys.readouterr().err

@@ -58,7 +58,7 @@ def test_unknown_visitors_and_consent(inter, tmp_path):
     got = index.recommend("someone-new", recent=recent, k=5)
     assert len(got) == 5 and not {r.item for r in got} & set(recent)
     assert sum(int(r.item[1:]) < 30 for r in got) >= 4  # the same taste group
-    assert got[0].reason.startswith("because of i00")
+    assert got[0].reason.startswith("often chosen with i00")
     cold = index.recommend("someone-new", k=5)
     assert [r.reason for r in cold] == ["popular now"] * 5
     refused = index.recommend(inter.users.ids[0], recent=recent, k=5, personalised=False)
@@ -151,3 +151,145 @@ def test_rebuilding_leaves_loaded_indexes_working(inter, tmp_path):
     (tmp_path / "idx" / "index.json").write_text("{not json")
     with pytest.raises(MercatoError, match="not readable JSON"):
         ServingIndex.load(tmp_path / "idx")
+
+
+def _with_new_items(inter):
+    """The catalogue gains two items nobody touched: one in cat1 priced like i040, one in a
+    category of its own."""
+    extra = pd.DataFrame({"product_id": ["n-cat1", "n-lonely"], "category": ["cat1", "catX"],
+                          "price": [40.2, 7.0], "in_stock": [True, True]})  # fmt: skip
+    out = from_frame(inter.frame.rename(columns={"user": "u", "item": "i"}), user="u", item="i")
+    out.item_info = pd.concat([inter.item_info, extra], ignore_index=True)
+    return out
+
+
+def test_new_items_stand_in_for_their_category_and_price(inter, tmp_path):
+    inter2 = _with_new_items(inter)
+    model = make_model("ease", l2=20.0).fit(inter2.matrix())
+    index = ServingIndex.build(model, inter2, tmp_path / "idx")
+    assert index.meta["new_items"] == 2 and len(index.items) == len(inter.items) + 2
+    new = index.items.get("n-cat1")
+    stand = [index.items.ids[j] for j in index.stand_ins[new - index.n_known]]
+    assert stand[0] == "i040" and all(30 <= int(s[1:]) < 60 for s in stand)  # cat1, near 40
+    # a cat1 customer may be offered the new cat1 item, with a reason that says so
+    cat1_users = [u for u in inter.users.ids if int(u[1:]) % 4 == 1]
+    offered = [r for u in cat1_users for r in index.recommend(u, k=10) if r.item == "n-cat1"]
+    assert offered and offered[0].reason == "new in cat1, like i040"
+    # the stored lists and the full scoring agree on it
+    full = ServingIndex.load(tmp_path / "idx")
+    full.top_items = None
+    for u in cat1_users[:20]:
+        assert [r.item for r in index.recommend(u, k=10, rules=Rules())] == [
+            r.item for r in full.recommend(u, k=10, rules=Rules())
+        ]
+    # a visitor who viewed the new item gets cat1 items (its stand-ins' neighbours)
+    got = index.recommend("visitor", recent=["n-cat1"], k=5)
+    assert "n-cat1" not in {r.item for r in got}
+    assert sum(30 <= int(r.item[1:]) < 60 for r in got if r.item[0] == "i") >= 4
+    similar = index.similar_items("n-cat1", k=5)
+    assert len(similar) == 5 and sum(30 <= int(r.item[1:]) < 60 for r in similar) >= 4
+    with pytest.raises(DataError, match="no such item"):
+        index.similar_items("nope")
+
+
+def test_segments_cold_start_and_reasons(inter, tmp_path):
+    model = make_model("ease", l2=20.0).fit(inter.matrix())
+    # segment = taste group; u0..: group u % 4
+    segments = {u: f"group{int(u[1:]) % 4}" for u in inter.users.ids}
+    segments["u0"] = "tiny"  # a segment of one customer is dropped
+    index = ServingIndex.build(model, inter, tmp_path / "idx", segments=segments,
+                               segment_by="taste")  # fmt: skip
+    assert index.segments == ["group0", "group1", "group2", "group3"]
+    assert index.meta["segment_by"] == "taste"
+    assert index.segment_of("u5") == "group1" and index.segment_of("u0") is None
+    # a visitor in context group2: popular in group2 (items 60..89)
+    cold = index.recommend("visitor", k=5, segment="group2")
+    assert all(60 <= int(r.item[1:]) < 90 for r in cold)
+    assert cold[0].reason == "popular in your segment (group2)"
+    # an unknown segment: popular overall
+    assert index.recommend("visitor", k=3, segment="nope")[0].reason == "popular now"
+    # known customers: a second reason when the item is popular in their segment
+    recs = index.recommend("u5", k=10)
+    assert any(len(r.reasons) == 2 and r.reasons[1] == "popular in your segment (group1)"
+               for r in recs)  # fmt: skip
+    assert all(r.reasons[0] == r.reason for r in recs)
+    # refused personalisation: overall popularity, the segment not used
+    refused = index.recommend("u5", k=5, personalised=False, segment="group2")
+    assert [r.item for r in refused] == [r.item for r in index.recommend(None, k=5)]
+
+
+def test_diversity_spreads_the_list(inter, tmp_path):
+    for kind in ("ease", "als"):
+        params = {"als": {"factors": 8, "iterations": 10}}.get(kind, {"l2": 20.0})
+        model = make_model(kind, **params).fit(inter.matrix())
+        index = ServingIndex.build(model, inter, tmp_path / kind)
+        def spread(recs, index=index):
+            idx = [index.items.get(r.item) for r in recs]
+            S = index.item_vectors[idx] @ index.item_vectors[idx].T
+            return float(S[np.triu_indices(len(idx), 1)].mean())
+
+        full = ServingIndex.load(tmp_path / kind)
+        full.top_items = None
+        for u in inter.users.ids[:10]:
+            plain = index.recommend(u, k=10)
+            assert [r.item for r in index.recommend(u, k=10, rules=Rules(diversity=0.0))] == [
+                r.item for r in plain
+            ]
+            diverse = index.recommend(u, k=10, rules=Rules(diversity=0.7))
+            assert len(diverse) == 10 and spread(diverse) < spread(plain)
+            assert diverse[0].item == plain[0].item  # the best item still leads
+            again = full.recommend(u, k=10, rules=Rules(diversity=0.7))
+            assert [r.item for r in diverse] == [r.item for r in again]
+    with pytest.raises(DataError, match="diversity"):
+        index.recommend("u1", rules=Rules(diversity=1.5))
+
+
+def test_registry_keeps_folder_models(inter, tmp_path):
+    from mercato.models.registry import ModelRegistry
+
+    reg = ModelRegistry(tmp_path / "models")
+    with pytest.raises(DataError, match="no such folder"):
+        reg.save_folder(tmp_path / "nowhere", name="r", kind="recommender",
+                        fmt="mercato.serving/1")  # fmt: skip
+    model = make_model("ease", l2=20.0).fit(inter.matrix())
+    ServingIndex.build(model, inter, tmp_path / "idx")
+    with pytest.raises(DataError, match="cannot load models of format"):
+        reg.save_folder(tmp_path / "idx", name="r", kind="recommender", fmt="nobody/1")
+    assert not (tmp_path / "models" / "r").exists() or not list(
+        (tmp_path / "models" / "r").glob("v*")
+    )
+    mv = reg.save_folder(tmp_path / "idx", name="r", kind="recommender", fmt="mercato.serving/1",
+                         customers=inter.users.to_list())  # fmt: skip
+    files = mv.manifest["files"]
+    assert "artifact/index.json" in files and "customers.npy" in files
+    # linked, not copied: the same inode as the serving folder's file
+    assert (mv.path / "artifact" / "index.json").stat().st_ino == (
+        tmp_path / "idx" / "index.json"
+    ).stat().st_ino
+    loaded = reg.load("r")
+    assert [r.item for r in loaded.recommend("u1", k=5)] == [
+        r.item for r in ServingIndex.load(tmp_path / "idx").recommend("u1", k=5)
+    ]
+    assert reg.trained_on("r", "u1") and not reg.trained_on("r", "stranger")
+    from mercato.models.clv import GammaGammaFitter
+
+    g = GammaGammaFitter().fit([1, 2, 3, 1, 4, 2], [10.0, 12.0, 9.0, 30.0, 11.0, 14.0])
+    reg.save(g, name="spend", kind="clv-spend")
+    with pytest.raises(DataError, match="not a folder"):
+        reg.artifact_folder("spend")
+
+
+def test_an_answer_reads_as_a_sequence_of_recommendations():
+    from mercato.recommend.serving import Recommendations
+
+    recs = Recommendations(["a", "b", "c"], [3.0, 2.0, 1.0], ["r1", "r2", "r3"],
+                           "popular in your segment (x)", 0b010)  # fmt: skip
+    assert len(recs) == 3 and [r.item for r in recs] == ["a", "b", "c"]
+    assert recs[1].rank == 2 and recs[1].reasons == ("r2", "popular in your segment (x)")
+    assert recs[-1].item == "c" and recs[-1].reasons == ("r3",)
+    assert [r.rank for r in recs[1:]] == [2, 3]
+    assert recs.to_dicts()[1] == {"item": "b", "rank": 2, "score": 2.0, "reason": "r2",
+                                  "reasons": ["r2", "popular in your segment (x)"]}  # fmt: skip
+    with pytest.raises(IndexError):
+        recs[3]
+    assert list(Recommendations([], [], [])) == []
