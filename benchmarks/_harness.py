@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import platform
 import resource
@@ -31,6 +32,49 @@ def run_child(script: str, *args: str) -> dict[str, Any]:
     if res.returncode != 0:
         raise SystemExit(f"child {args} failed:\n{res.stderr[-4000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+_SPEC_RUNS = itertools.count()
+
+
+def run_spec(
+    script: str, python: str, which: str, spec: dict[str, Any], tmp: Path,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Run ``script --child which --spec JSON --result FILE`` with ``python`` (a peer's
+    interpreter, or this one) in a fresh process; the result comes back in a file (see
+    :func:`run_spec_child`), with ``process_seconds`` added. A child that runs over
+    ``timeout`` seconds is killed: ``{"did_not_finish_s": timeout}``."""
+    result = tmp / f"{which}-{next(_SPEC_RUNS)}.json"
+    cmd = [python, script, "--child", which, "--spec", json.dumps(spec), "--result", str(result)]
+    t0 = time.perf_counter()
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"did_not_finish_s": timeout}
+    wall = time.perf_counter() - t0
+    if res.returncode != 0 or not result.exists():
+        return {"error": f"exit {res.returncode}: {res.stderr[-3000:]}"}
+    out: dict[str, Any] = json.loads(result.read_text())
+    out["process_seconds"] = round(wall, 2)
+    return out
+
+
+def run_spec_child(
+    children: dict[str, Callable[[dict[str, Any]], dict[str, Any]]],
+    which: str,
+    spec_json: str,
+    result_file: str,
+) -> None:
+    """The child side of a peer run: ``children[which](spec)`` written as JSON to
+    ``result_file``; an exception becomes ``{"error": ...}`` (a peer that fails is reported,
+    not fatal)."""
+    spec = json.loads(spec_json)
+    try:
+        out = children[which](spec)
+    except Exception as exc:
+        out = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+    Path(result_file).write_text(json.dumps(out))
 
 
 def machine() -> dict[str, Any]:

@@ -57,13 +57,11 @@ Generation of the synthetic summary (per customer; time in weeks):
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -72,7 +70,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import machine  # noqa: E402
+from _harness import machine, run_spec, run_spec_child  # noqa: E402
 from _harness import peer_python as _peer_python
 
 HERE = Path(__file__).resolve().parent
@@ -102,7 +100,6 @@ TRUE_GG = {"p": 6.0, "q": 4.0, "v": 15.0}
 ACQUISITION_DAYS = 364  # first purchases spread over 52 weeks
 END_DAY = 546  # observation ends 78 weeks after the first day
 
-_RUNS = itertools.count()
 TASKS = ("summary", "bgnbd_fit", "pareto_nbd_fit", "gamma_gamma_fit", "clv_12_months")
 
 
@@ -497,35 +494,13 @@ CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def child(which: str, spec_json: str, result_file: str) -> None:
-    spec = json.loads(spec_json)
-    try:
-        out = CHILDREN[which](spec)
-    except Exception as exc:  # reported, e.g. a peer that does not converge
-        out = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
-    Path(result_file).write_text(json.dumps(out))
 
 
 def run(
     python: str, which: str, spec: dict[str, Any], tmp: Path, timeout: float | None = None
 ) -> dict[str, Any]:
-    """Run one child with ``python`` in a fresh process; its result comes back in a file.
-
-    A child that runs over ``timeout`` seconds is killed: ``{"did_not_finish_s": timeout}``.
-    """
-    result = tmp / f"{which}-{next(_RUNS)}.json"
-    cmd = [python, __file__, "--child", which, "--spec", json.dumps(spec), "--result", str(result)]
-    t0 = time.perf_counter()
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"did_not_finish_s": timeout}
-    wall = time.perf_counter() - t0
-    if res.returncode != 0 or not result.exists():
-        return {"error": f"exit {res.returncode}: {res.stderr[-3000:]}"}
-    out: dict[str, Any] = json.loads(result.read_text())
-    out["process_seconds"] = round(wall, 2)
-    return out
+    """Run one child with ``python`` in a fresh process (``_harness.run_spec``)."""
+    return run_spec(__file__, python, which, spec, tmp, timeout)
 
 
 # -- the peer's environment --------------------------------------------------------------------
@@ -709,7 +684,7 @@ def main() -> None:
     ap.add_argument("--result")
     a = ap.parse_args()
     if a.child:
-        child(a.child, a.spec, a.result)
+        run_spec_child(CHILDREN, a.child, a.spec, a.result)
         return
     sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
     if any(s < 100 for s in sizes):

@@ -79,7 +79,7 @@ def rng_segments(n: int, seed: int) -> np.ndarray:
     return np.asarray([f"segment-{v}" for v in np.random.default_rng(seed).integers(0, 8, n)])
 
 
-def latency(X: sp.csr_matrix, requests: int, seed: int) -> dict[str, Any]:
+def latency(X: sp.csr_matrix, requests: int, rounds: int, seed: int) -> dict[str, Any]:
     from mercato.recommend.interactions import IdMap, Interactions
     from mercato.recommend.models import make_model
     from mercato.recommend.serving import ServingIndex
@@ -104,28 +104,45 @@ def latency(X: sp.csr_matrix, requests: int, seed: int) -> dict[str, Any]:
         ServingIndex.build(model, inter, Path(tmp) / "idx", segments=segments)
         index = ServingIndex.load(Path(tmp) / "idx")
         rng = np.random.default_rng(seed)
-        who = rng.integers(0, n_users, requests)
-        for u in who[:50]:  # warm both
+        warm = rng.integers(0, n_users, 50)
+        for u in warm:  # warm both
             index.recommend(str(u), k=10)
             peer.recommend(int(u), X[int(u)], N=10)
-        ours, theirs = [], []
-        same = 0
-        for u in who:
-            t = time.perf_counter()
-            mine = index.recommend(str(u), k=10)
-            ours.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            ids, _ = peer.recommend(int(u), X[int(u)], N=10)
-            theirs.append(time.perf_counter() - t)
-            same += [int(r.item) for r in mine] == [int(i) for i in ids]
-    a, b = pct(ours), pct(theirs)
+        rows, same = [], 0
+        for _ in range(rounds):
+            who = rng.integers(0, n_users, requests)
+            ours, theirs = [], []
+            for u in who:  # interleaved: both see the same machine state
+                t = time.perf_counter()
+                mine = index.recommend(str(u), k=10)
+                ours.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                ids, _ = peer.recommend(int(u), X[int(u)], N=10)
+                theirs.append(time.perf_counter() - t)
+                same += [int(r) for r in mine.items] == [int(i) for i in ids]
+            rows.append((pct(ours), pct(theirs)))
+    # each round's percentiles; the median round stands (a burst of machine noise in one
+    # round, which these 2-core shared machines have, does not decide the result)
+    def med(side: int, key: str) -> float:
+        return round(float(np.median([r[side][key] for r in rows])), 4)
+
+    a = {key: med(0, key) for key in ("p50_ms", "p99_ms", "mean_ms")}
+    b = {key: med(1, key) for key in ("p50_ms", "p99_ms", "mean_ms")}
     return {
-        "requests": requests,
+        "requests_per_round": requests,
+        "rounds": rounds,
         "mercato_serving_index": a,
         "implicit_recommend": b,
         "p50_speedup": round(b["p50_ms"] / a["p50_ms"], 1),
         "p99_speedup": round(b["p99_ms"] / a["p99_ms"], 1),
-        "same_top10_share": round(same / requests, 4),
+        "per_round": [
+            {"mercato_p50_ms": x["p50_ms"], "mercato_p99_ms": x["p99_ms"],
+             "implicit_p50_ms": y["p50_ms"], "implicit_p99_ms": y["p99_ms"],
+             "p50_speedup": round(y["p50_ms"] / x["p50_ms"], 1),
+             "p99_speedup": round(y["p99_ms"] / x["p99_ms"], 1)}
+            for x, y in rows
+        ],  # fmt: skip
+        "same_top10_share": round(same / (requests * rounds), 4),
     }
 
 
@@ -145,7 +162,8 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--items", type=int, default=20_000)
     ap.add_argument("--interactions", type=int, default=5_000_000)
-    ap.add_argument("--requests", type=int, default=5000)
+    ap.add_argument("--requests", type=int, default=2000, help="requests per round")
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--train", action="store_true", help="also time EASE and ALS training")
     a = ap.parse_args()
     t = time.perf_counter()
@@ -159,7 +177,7 @@ def main() -> None:
         "interactions": int(X.nnz),
         "data_seconds": round(time.perf_counter() - t, 1),
     }
-    out["latency"] = latency(X, a.requests, seed=1)
+    out["latency"] = latency(X, a.requests, a.rounds, seed=1)
     if a.train:
         out["training"] = training(X)
     lat = out["latency"]
