@@ -63,9 +63,15 @@ GRID: dict[tuple[int, int], str] = {
 RFM_TABLE = "customer_rfm"
 
 
-def order_amounts(warehouse: Any):
-    """Orders with their net amount (sum of quantity x unit price of their lines), an Ibis table."""
+def order_amounts(warehouse: Any, purpose: str | None = None):
+    """Orders with their net amount (sum of quantity x unit price of their lines), an Ibis table.
+
+    ``purpose``: only orders of customers who may be used for it (and guest orders)."""
     orders = warehouse.table("orders")
+    if purpose is not None:
+        from mercato.data.consent import allowed
+
+        orders, _ = allowed(warehouse, orders, purpose)
     lines = warehouse.table("order_lines")
     amount = lines.group_by("order_id").aggregate(
         amount=(lines.quantity * lines.unit_price).sum(), line_count=lines.count()
@@ -90,11 +96,14 @@ def _score(col, ascending: bool):
     return (pr * 5).floor().cast("int64").clip(upper=4) + 1
 
 
-def rfm_expr(warehouse: Any, as_of: Any = None):
-    """The per-customer RFM table as an Ibis expression (nothing is executed here)."""
+def rfm_expr(warehouse: Any, as_of: Any = None, purpose: str | None = None):
+    """The per-customer RFM table as an Ibis expression (nothing is executed here).
+
+    ``purpose``: scored among the customers who may be used for it only (the others' orders
+    do not move anyone's ranks)."""
     import ibis
 
-    o = order_amounts(warehouse)
+    o = order_amounts(warehouse, purpose)
     known = o.filter(o.customer_id.notnull())
     completed = known.status == "completed"
     per = known.group_by("customer_id").aggregate(

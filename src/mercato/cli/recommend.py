@@ -212,9 +212,11 @@ def build_cmd(
         registry = ModelRegistry(ws)
         if by != "none":
             with ws.warehouse() as wh:
-                if by != "rfm" or wh.has_table("orders"):
+                if by != "rfm" or (wh.has_table("orders") and wh.has_table("order_lines")):
                     segments = segments_from_warehouse(wh, by)
     elif segment_by not in (None, "none") and from_ is not None:
+        import pandas as pd
+
         from mercato.models.propensity import read_table
 
         frame = read_table(from_)
@@ -222,7 +224,9 @@ def build_cmd(
             raise DataError(f"{from_.name} has no column {segment_by!r}", file=str(from_),
                             column=segment_by)  # fmt: skip
         if time is not None and time in frame.columns:
-            frame = frame.sort_values(time, kind="stable")
+            t = frame[time]
+            order = pd.to_datetime(t, errors="coerce", utc=True) if t.dtype == object else t
+            frame = frame.assign(_order=order).sort_values("_order", kind="stable")
         last = frame.dropna(subset=[segment_by]).groupby(frame[user].astype(str)).last()
         segments = last[segment_by].astype(str)
     if out is None:
@@ -287,6 +291,10 @@ def user_cmd(
         str | None,
         typer.Option(help="The visitor's segment (context) when the index does not know them."),
     ] = None,
+    exclude: Annotated[
+        str,
+        typer.Option(help="What the customer had that is left out: interacted or bought."),
+    ] = "interacted",
     include_out_of_stock: Annotated[bool, typer.Option(help="Also items out of stock.")] = False,
     not_personalised: Annotated[
         bool, typer.Option(help="As for a customer who refused personalisation.")
@@ -327,7 +335,7 @@ def user_cmd(
     rules = Rules(
         allow=items(allow) or None, deny=items(deny), categories=items(category) or None,
         min_price=min_price, max_price=max_price, in_stock_only=not include_out_of_stock,
-        boost=boosts, max_per_category=per_category, diversity=diversity,
+        boost=boosts, max_per_category=per_category, diversity=diversity, exclude=exclude,
     )  # fmt: skip
     idx = ServingIndex.load(index)
     personalised = not (not_personalised or refused)

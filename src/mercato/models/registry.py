@@ -303,7 +303,10 @@ class ModelRegistry:
             json.dumps(manifest, allow_nan=False)  # fail before anything is in place
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
             for f in tmp.rglob("*"):
-                os.chmod(f, 0o700 if f.is_dir() else 0o600)
+                if f.is_dir():
+                    os.chmod(f, 0o700)
+                elif f.stat().st_nlink == 1:  # a linked file is shared: its mode stays
+                    os.chmod(f, 0o600)
             while True:  # the next free version number; rename is atomic and fails if taken
                 version = self._latest_number(name) + 1
                 target = folder / f"v{version}"
@@ -387,6 +390,11 @@ class ModelRegistry:
     def _load_folder(self, mv: ModelVersion) -> Any:
         """A folder model: every file checked against the manifest, then its loader."""
         files = mv.manifest.get("files") or {}
+        if f"{ARTIFACT}/index.json" not in files and not any(
+            f.startswith(f"{ARTIFACT}/") for f in files
+        ):
+            raise DataError(f"model {mv.name!r} v{mv.version}: its manifest lists no files",
+                            file=str(mv.path))  # fmt: skip
         for rel, digest in files.items():
             if not rel.startswith(f"{ARTIFACT}/"):
                 continue

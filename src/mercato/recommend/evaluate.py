@@ -35,7 +35,7 @@ from mercato.analytics.base import AnalysisResult
 from mercato.errors import DataError
 from mercato.recommend.interactions import IdMap, Interactions
 from mercato.recommend.metrics import ranking_metrics
-from mercato.recommend.models import EASE_MAX_ITEMS, MODELS, Recommender, make_model
+from mercato.recommend.models import BPR, EASE_MAX_ITEMS, MODELS, Recommender, make_model
 
 __all__ = ["SPLITS", "DEFAULT_MODELS", "RecEvaluation", "evaluate", "grid", "split"]
 
@@ -355,7 +355,8 @@ def evaluate(
         cold_start |= {f"{m}@{k}": cm[m] for m in ("precision", "recall", "ndcg", "hit_rate")}
         notes.append(
             f"{d.cold_users:,} test users without training history are measured apart (cold "
-            f"start: the most popular items, as the serving index answers them): NDCG@{k} "
+            f"start: the most popular training items, what the serving index gives a customer "
+            f"without a segment, stock aside): NDCG@{k} "
             f"{cm['ndcg']:.4f}, hit rate {cm['hit_rate']:.4f}"
         )
     if d.unknown_items:
@@ -467,7 +468,7 @@ def evaluate(
 
 
 #: models whose iterations are chosen by stopping early on validation: (every, patience)
-STAGED = {"bpr": (10, 3)}
+STAGED = {"bpr": (BPR.STAGE, 3)}
 #: models whose one log-scale setting is refined around the grid's best
 REFINED = {"ease": "l2"}
 
@@ -512,7 +513,8 @@ def _tune(
                     top, top_it, stale = score, done, 0
                 else:
                     stale += 1
-                if stale >= patience or over():
+                # the budget holds for the first setting too (at least one stage runs)
+                if stale >= patience or _time.perf_counter() - started > budget:
                     break
             record({**s, "iterations": top_it}, top, _time.perf_counter() - ts)
             return

@@ -78,7 +78,8 @@ class IdMap:
 
 @dataclass
 class Interactions:
-    """One row per event: ``user``, ``item`` (text ids), ``weight`` (> 0), ``ts`` (maybe NaT).
+    """One row per event: ``user``, ``item`` (text ids), ``weight`` (> 0), ``ts`` (maybe NaT)
+    and, from the warehouse, ``bought`` (a completed purchase rather than a view or a cart).
 
     ``users`` and ``items`` map ids to matrix rows and columns (every id of ``frame``, sorted).
     """
@@ -100,7 +101,8 @@ class Interactions:
         item_info: pd.DataFrame | None = None,
     ) -> Interactions:
         """From a frame with ``user``, ``item``, ``weight``, ``ts`` (ids made text)."""
-        f = frame[["user", "item", "weight", "ts"]].copy()
+        cols = ["user", "item", "weight", "ts"] + (["bought"] if "bought" in frame else [])
+        f = frame[cols].copy()
         f["user"] = f["user"].astype(str)
         f["item"] = f["item"].astype(str)
         f["weight"] = f["weight"].astype(float)
@@ -135,6 +137,22 @@ class Interactions:
             dtype=np.float32,
         )
         m.sum_duplicates()
+        m.sort_indices()
+        return m
+
+    def bought_matrix(self) -> sp.csr_matrix | None:
+        """Users x items, 1 where the user bought the item (None when the events carry no
+        ``bought`` column: a file of ratings or interactions of one kind)."""
+        if "bought" not in self.frame:
+            return None
+        r, c = self.codes()
+        ok = (r >= 0) & (c >= 0) & self.frame["bought"].fillna(False).to_numpy(dtype=bool)
+        m = sp.csr_matrix(
+            (np.ones(int(ok.sum()), dtype=np.float32), (r[ok], c[ok])),
+            shape=(self.n_users, self.n_items),
+        )
+        m.sum_duplicates()
+        m.data[:] = 1.0
         m.sort_indices()
         return m
 
@@ -294,6 +312,7 @@ def from_warehouse(
         j = o.join(lines, o.order_id == lines.order_id).filter(lines.quantity > 0)
         bought = j.select(user=j.customer_id, item=j.product_id, ts=j.ts).execute()
         bought["weight"] = float(w["purchase"])
+        bought["bought"] = True
         parts.append(bought)
     kinds = [k for k in w if k != "purchase"]
     if kinds and warehouse.has_table("events"):
@@ -305,6 +324,7 @@ def from_warehouse(
             e = e.filter(e.ts < cutoff.to_pydatetime())
         got = e.select(user=e.customer_id, item=e.product_id, ts=e.ts, kind=e.event_type).execute()
         got["weight"] = got["kind"].map(w).astype(float)
+        got["bought"] = False
         parts.append(got.drop(columns=["kind"]))
     if not parts or all(p.empty for p in parts):
         raise DataError(
@@ -345,7 +365,7 @@ def segments_from_warehouse(warehouse: Any, by: str = "rfm") -> pd.Series:
             raise DataError("RFM segments need orders and order lines", column="segment_by")
         from mercato.analytics.rfm import rfm_expr
 
-        t = rfm_expr(warehouse)
+        t = rfm_expr(warehouse, purpose="personalisation")
     else:
         if not warehouse.has_table("customers"):
             raise DataError("no customers table to take segments from", column="segment_by")

@@ -573,29 +573,44 @@ class BPR(_Factors):
         )  # fmt: skip
 
     def _fit(self, X: sp.csr_matrix, **_: Any) -> None:
-        m = self._implicit(int(self.params["iterations"]))
-        with _quiet():
-            m.fit(_binary(X), show_progress=False)
-        self.user_factors, self.item_factors = _implicit_arrays(m)
+        # in stages of STAGE iterations, exactly as fit_stages goes: the model the tuner
+        # stopped at n iterations is the model a fit with n iterations gives
+        n = self.params["iterations"]
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise DataError("iterations must be a whole number >= 1", column="iterations",
+                            value=n)  # fmt: skip
+        for _done in self._stages(X, BPR.STAGE, int(n)):
+            pass
+
+    #: iterations per stage (``implicit`` draws each stage's samples from the seed afresh)
+    STAGE = 10
 
     def fit_stages(self, user_items: Any, every: int, most: int) -> Iterator[int]:
-        """Fit ``every`` iterations at a time up to ``most``, yielding the iterations done
-        after each stage; between stages the model is fitted and ``params["iterations"]``
-        says how far it got. SGD on BPR's loss overfits after a data-dependent number of
-        passes, so :func:`~mercato.recommend.evaluate.evaluate` stops it on validation."""
-        if every < 1 or most < every:
-            raise DataError("stages need 1 <= every <= most", column="iterations", value=most)
+        """Fit ``every`` iterations at a time up to ``most`` (the last stage shorter if need
+        be), yielding the iterations done after each stage; between stages the model is
+        fitted and ``params["iterations"]`` says how far it got. With ``every =``
+        :attr:`STAGE` the model after ``n`` iterations is the one ``fit`` gives with
+        ``iterations=n``. SGD on BPR's loss overfits after a data-dependent number of passes,
+        so :func:`~mercato.recommend.evaluate.evaluate` stops it on validation."""
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise DataError("every must be a whole number >= 1", column="every", value=every)
+        if isinstance(most, bool) or not isinstance(most, int) or most < 1:
+            raise DataError("most must be a whole number >= 1", column="most", value=most)
         X = _csr(user_items)
         if X.nnz == 0:
             raise DataError(f"{self.kind}: no interactions to learn from")
         self.n_users, self.n_items = X.shape
+        yield from self._stages(X, every, most)
+
+    def _stages(self, X: sp.csr_matrix, every: int, most: int) -> Iterator[int]:
         B = _binary(X)
         m = self._implicit(every)
         done = 0
         while done < most:
+            m.iterations = min(every, most - done)
             with _quiet():
                 m.fit(B, show_progress=False)  # implicit continues from the current factors
-            done += every
+            done += m.iterations
             self.user_factors, self.item_factors = _implicit_arrays(m)
             self.params["iterations"] = done
             self.fitted = True

@@ -119,6 +119,9 @@ def _why(
     """Per item: the customer's item that most supports it, or :data:`NEW_ITEM`."""
     out = np.full(len(items), NEW_ITEM, dtype=np.int64)
     known = items < model.n_items
+    if model.kind not in ("ease", "itemknn") and unit is None:
+        out[known] = -1  # nothing relates items to items (popularity): "popular now"
+        return out
     if len(h) and known.any():
         out[known] = h[np.argmax(_support(model, unit, h, items[known]), axis=0)]
     return out
@@ -196,8 +199,11 @@ def _stand_ins(
 class Rules:
     """Business rules applied at serving time.
 
-    ``exclude_seen``: leave out what the customer already had (``rebuy_categories``: except
-    items of these categories, bought again and again); ``allow`` / ``deny``: item ids only /
+    ``exclude_seen``: leave out what the customer already had: ``exclude="interacted"`` (the
+    default: anything bought, carted or viewed, and the request's recent items) or
+    ``"bought"`` (only what they bought: viewed items may come back; an index built from a file
+    without event types counts every interaction as bought); ``rebuy_categories``: except
+    items of these categories, bought again and again; ``allow`` / ``deny``: item ids only /
     never; ``categories``: only these categories; ``min_price`` / ``max_price``;
     ``in_stock_only``; ``boost``: item id -> added to the item's normalised score (promoted
     items); ``max_per_category``: a cap per category in the list; ``diversity``: maximal
@@ -208,6 +214,7 @@ class Rules:
     """
 
     exclude_seen: bool = True
+    exclude: str = "interacted"
     rebuy_categories: Sequence[str] = ()
     allow: Sequence[str] | None = None
     deny: Sequence[str] = ()
@@ -220,6 +227,11 @@ class Rules:
     diversity: float = 0.0
 
     def check(self) -> None:
+        for name in ("rebuy_categories", "allow", "deny", "categories"):
+            _check_ids(getattr(self, name), name)
+        if self.exclude not in ("interacted", "bought"):
+            raise DataError("exclude is 'interacted' or 'bought'", column="exclude",
+                            value=self.exclude)  # fmt: skip
         if self.max_per_category is not None and self.max_per_category < 1:
             raise DataError("the cap per category must be at least 1", column="max_per_category",
                             value=self.max_per_category)  # fmt: skip
@@ -229,6 +241,19 @@ class Rules:
 
 
 _DEFAULT_RULES = Rules()
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise DataError("k must be a whole number >= 1", column="k", value=k)
+    return int(k)
+
+
+def _check_ids(value: Any, name: str) -> None:
+    """A list of ids, not one id as text (which would be read letter by letter)."""
+    if isinstance(value, str | bytes):
+        raise DataError(f"{name} is a list of ids, not one text", column=name, value=value,
+                        hint=f"{name}=[{value!r}]")  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -293,6 +318,22 @@ class Recommendations(SequenceABC[Recommendation]):
     def __repr__(self) -> str:
         return f"Recommendations({self.items!r})"
 
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Recommendations):
+            return (self.items, self.scores, self.reasons, self.also, self.also_mask) == (
+                other.items, other.scores, other.reasons, other.also, other.also_mask)  # fmt: skip
+        if isinstance(other, list):
+            return list(self) == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __contains__(self, value: object) -> bool:
+        """An item id (``"P00012" in recs``) or a :class:`Recommendation`."""
+        if isinstance(value, str):
+            return value in self.items
+        return any(r == value for r in self)
+
     def to_dicts(self) -> list[dict[str, Any]]:
         """Every item as :meth:`Recommendation.to_dict` (for JSON)."""
         return [r.to_dict() for r in self]
@@ -320,6 +361,7 @@ class ServingIndex:
         item_vectors: np.ndarray | None = None,
         user_segment: np.ndarray | None = None,
         segment_popularity: np.ndarray | None = None,
+        bought: sp.csr_matrix | None = None,
     ) -> None:
         self.model = model
         # plain ndarray views of the mapped files (no memmap bookkeeping per request)
@@ -329,6 +371,7 @@ class ServingIndex:
         self.users = users
         self.items = items
         self.user_items = user_items
+        self.bought: sp.csr_matrix | None = bought
         self.popularity = popularity
         self.category = category
         self.price = price
@@ -352,10 +395,9 @@ class ServingIndex:
         self._segment_code = {name: j for j, name in enumerate(self.segments)}
         self._segment_top: list[set[int]] = []
         if self.segment_popularity is not None:
-            for row in self.segment_popularity:
-                self._segment_top.append(
-                    set(np.argsort(-row, kind="stable")[:SEGMENT_TOP].tolist())
-                )
+            for row in np.asarray(self.segment_popularity):
+                top = np.argsort(-row, kind="stable")[:SEGMENT_TOP]
+                self._segment_top.append(set(top[row[top] > 0].tolist()))
         self._norm = float(np.max(popularity)) if len(popularity) else 1.0
         self._stock = np.asarray(in_stock, dtype=bool)
         self._stock_list = self._stock.tolist()
@@ -463,6 +505,7 @@ class ServingIndex:
             "user_items_indptr": X.indptr.astype(np.int64),
             "user_items_indices": X.indices.astype(np.int32),
             "user_items_data": X.data.astype(np.float32),
+            **_bought_arrays(interactions),
             "popularity": pop,
             "price": price,
             "in_stock": stock,
@@ -515,6 +558,13 @@ class ServingIndex:
                 raise MercatoError(f"{path}: the file does not match its checksum")
             arrays[key] = np.load(path, mmap_mode="r", allow_pickle=False)
         state = {k[len("model_") :]: v for k, v in arrays.items() if k.startswith("model_")}
+        bought = None
+        if "bought_indices" in arrays:
+            bi = arrays["bought_indices"]
+            bought = sp.csr_matrix(
+                (np.ones(len(bi), dtype=np.float32), bi, arrays["bought_indptr"]),
+                shape=(len(meta["users"]), int(meta["model"]["n_items"])),
+            )
         model = model_from_state(meta["model"], state)
         users = IdMap.from_list(meta["users"])
         items = IdMap.from_list(meta["items"])
@@ -533,6 +583,7 @@ class ServingIndex:
             stand_ins=arrays.get("stand_ins"), item_vectors=arrays.get("item_vectors"),
             user_segment=arrays.get("user_segment"),
             segment_popularity=arrays.get("segment_popularity"),
+            bought=bought,
         )  # fmt: skip
 
     # -- answering -----------------------------------------------------------------------------
@@ -561,8 +612,8 @@ class ServingIndex:
         index does not know it (a visitor's context); a known customer's stored segment wins.
         ``personalised=False`` (a customer who refused personalisation) gives the most
         popular items overall, the rules still applied, nothing of the customer read."""
-        if not isinstance(k, int) or k < 1:
-            raise DataError("k must be a whole number >= 1", column="k", value=k)
+        k = _check_k(k)
+        _check_ids(recent, "recent")
         if rules is not None:
             rules.check()
         row = self._user_row.get(str(user), -1) if user is not None and personalised else -1
@@ -589,20 +640,23 @@ class ServingIndex:
         # the customer's weights as trained, each recent event adding one; an event on a new
         # item counts on its stand-ins (a customer who refused personalisation: nothing read)
         weight: dict[int, float] = {}
-        seen_new: list[int] = []
+        touched: set[int] = set()  # what the customer really had: left out of the list
+        origin: dict[int, int] = {}  # a stand-in -> the new item it speaks for
         if row >= 0:
             a, b = self.user_items.indptr[row], self.user_items.indptr[row + 1]
             for i, w in zip(self.user_items.indices[a:b].tolist(),
                             self.user_items.data[a:b].tolist(), strict=True):  # fmt: skip
                 weight[i] = w
+                touched.add(i)
         for i in recent_idx:
+            touched.add(i)
             if i < self.n_known:
                 weight[i] = weight.get(i, 0.0) + 1.0
                 continue
-            seen_new.append(i)
             si = [int(v) for v in self.stand_ins[i - self.n_known] if v >= 0]
-            for v in si:
+            for v in si:  # the stand-ins score for it; they are not left out
                 weight[v] = weight.get(v, 0.0) + 1.0 / len(si)
+                origin.setdefault(v, i)
         history = sorted(weight)
         if not history:
             scores, why = self._popular(seg, personalised)
@@ -618,10 +672,11 @@ class ServingIndex:
             scores = _extend(self.model.scores(x, [row] if known else None)[0], self.stand_ins)
             why, reasons = "", history
         scores = np.array(scores, dtype=np.float32, copy=True)
-        self._apply(scores, r, history + seen_new)
+        self._apply(scores, r, sorted(touched), row)
         picked = self._pick(scores, k, r)
         if reasons:
-            return self._answer(picked, scores[picked], history, seg)
+            spoke = {v: n for v, n in origin.items() if v not in touched}
+            return self._answer(picked, scores[picked], history, seg, spoke)
         ids = self.items.ids
         return Recommendations([ids[int(i)] for i in picked], scores[picked].tolist(),
                                [why] * len(picked))  # fmt: skip
@@ -634,7 +689,9 @@ class ServingIndex:
             return base, "popular (not personalised, as you asked)"
         if seg >= 0 and self.segment_popularity is not None:
             return (
-                np.asarray(self.segment_popularity[seg], dtype=np.float32) + 1e-3 * base,
+                # the segment's share first; the overall popularity only breaks its ties (a
+                # share differs by at least 1 / segment size, far above 1e-6)
+                np.asarray(self.segment_popularity[seg], dtype=np.float64) + 1e-6 * base,
                 f"popular in your segment ({self.segments[seg]})",
             )
         return base, "popular now"
@@ -647,11 +704,19 @@ class ServingIndex:
         return "popular now"
 
     def _answer(
-        self, picked: np.ndarray, scores: np.ndarray, history: list[int], seg: int
+        self,
+        picked: np.ndarray,
+        scores: np.ndarray,
+        history: list[int],
+        seg: int,
+        spoke: dict[int, int] | None = None,
     ) -> Recommendations:
         items = np.asarray(picked, dtype=np.int64)
         why = _why(self.model, self._unit, np.asarray(history), items) if len(items) else items
-        return self._result(items.tolist(), scores.tolist(), why.tolist(), seg)
+        support = why.tolist()
+        if spoke:  # a stand-in's support is the new item's the customer touched
+            support = [spoke.get(w, w) for w in support]
+        return self._result(items.tolist(), scores.tolist(), support, seg)
 
     def _result(
         self, items: list[int], scores: list[float], why: list[int], seg: int
@@ -721,7 +786,7 @@ class ServingIndex:
             return None
         if row >= len(self.top_items):  # popularity stores no lists
             return None
-        if not r.exclude_seen:
+        if not r.exclude_seen or r.exclude != "interacted":
             return None
         cand = self.top_items[row]
         sc = self.top_scores[row]
@@ -729,6 +794,11 @@ class ServingIndex:
         ok = cand >= 0
         if self.top_items.shape[1] and not ok[0]:
             return None  # a customer with nothing stored
+        # the stored list is cut at TOP_N: where more candidates lie beyond it, rules that can
+        # reach past it (a demotion, a cap or diversity short of candidates) need full scoring
+        cut = bool(ok[-1])
+        if cut and any(float(a) < 0 for a in r.boost.values()):
+            return None
         cand, sc, why = cand[ok], sc[ok].copy(), why[ok]
         if r.boost:
             where = {int(i): j for j, i in enumerate(cand)}
@@ -754,16 +824,23 @@ class ServingIndex:
         cand, sc, why = cand[keep], sc[keep], why[keep]
         if len(cand) < k:
             return None
+        if cut and r.diversity and len(cand) < max(5 * k, 50):
+            return None
         if r.boost:
             order = np.lexsort((cand, -sc))
             cand, sc, why = cand[order], sc[order], why[order]
-        sel = self._select(cand.astype(np.int64), sc, k, r)
-        if len(sel) < k:
+        sel, relaxed = self._select(cand.astype(np.int64), sc, k, r)
+        if len(sel) < k or (relaxed and cut):
             return None
         return self._result(cand[sel].tolist(), sc[sel].tolist(), why[sel].tolist(), seg)
 
-    def _apply(self, s: np.ndarray, r: Rules, history: list[int]) -> None:
+    def _apply(self, s: np.ndarray, r: Rules, history: list[int], row: int = -1) -> None:
         """Rules as -inf (removed) or additions (boosts), in place."""
+        if r.exclude_seen and r.exclude == "bought" and self.bought is not None:
+            history = []
+            if row >= 0:
+                a, b = self.bought.indptr[row], self.bought.indptr[row + 1]
+                history = self.bought.indices[a:b].tolist()
         if r.exclude_seen and history:
             h = np.asarray(history)
             if r.rebuy_categories:
@@ -809,25 +886,29 @@ class ServingIndex:
             cand = finite[s[finite] >= kth]
             return cand[np.lexsort((cand, -s[cand]))][:kk]  # equal scores: item order
         order = finite[np.lexsort((finite, -s[finite]))]
-        return order[self._select(order, s[order], k, r)]
+        return order[self._select(order, s[order], k, r)[0]]
 
-    def _select(self, cand: np.ndarray, sc: np.ndarray, k: int, r: Rules) -> np.ndarray:
-        """Positions in ``cand`` (ranked, best first) of the list: the first ``k``, or with a
-        category cap and/or diversity (MMR over the best ``max(5k, 50)``) greedily; the cap
-        and diversity never shorten the list while candidates remain."""
+    def _select(
+        self, cand: np.ndarray, sc: np.ndarray, k: int, r: Rules
+    ) -> tuple[np.ndarray, bool]:
+        """Positions in ``cand`` (ranked, best first) of the list, and whether the cap had to
+        be relaxed: the first ``k``, or with a category cap and/or diversity (MMR over the best
+        ``max(5k, 50)``, then on down the ranking) greedily; the cap and diversity never
+        shorten the list while candidates remain (the best left fill it, the cap relaxed)."""
         n = len(cand)
         if r.max_per_category is None and not r.diversity:
-            return np.arange(min(k, n))
-        pool = min(n, max(5 * k, 50)) if r.diversity else n
+            return np.arange(min(k, n)), False
+        pool = min(n, max(5 * k, 50)) if r.diversity else 0
         cap = r.max_per_category
         count: dict[str, int] = {}
         taken: list[int] = []
-        if r.diversity and self.item_vectors is not None:
+        if pool and self.item_vectors is not None:
             lam = float(r.diversity)
             rel = np.asarray(sc[:pool], dtype=np.float64)
             lo, hi = float(rel.min()), float(rel.max())
             rel = (rel - lo) / (hi - lo) if hi > lo else np.ones(pool)
             V = np.asarray(self.item_vectors[cand[:pool]], dtype=np.float64)
+            cats = self.category[cand[:pool]]
             closest = np.full(pool, -np.inf)
             free = np.ones(pool, dtype=bool)
             while len(taken) < k and free.any():
@@ -836,31 +917,37 @@ class ServingIndex:
                 if cap is not None:
                     full = [c for c, m in count.items() if m >= cap]
                     if full:
-                        gain[np.isin(self.category[cand[:pool]], full) & free] = -np.inf
+                        gain[np.isin(cats, full)] = -np.inf
                 j = int(np.argmax(gain))
                 if not np.isfinite(gain[j]):
                     break
                 taken.append(j)
                 free[j] = False
-                c = str(self.category[cand[j]])
+                c = str(cats[j])
                 count[c] = count.get(c, 0) + 1
                 closest = np.maximum(closest, V @ V[j])
         else:
-            for j in range(n):
-                c = str(self.category[cand[j]])
-                if cap is not None and count.get(c, 0) >= cap:
-                    continue
-                taken.append(j)
-                count[c] = count.get(c, 0) + 1
-                if len(taken) == k:
-                    break
+            pool = 0
+        # the ranking past the pool (or all of it), within the cap
+        for j in range(pool, n):
+            if len(taken) == k:
+                break
+            c = str(self.category[cand[j]])
+            if cap is not None and count.get(c, 0) >= cap:
+                continue
+            taken.append(j)
+            count[c] = count.get(c, 0) + 1
+        relaxed = False
         if len(taken) < k:  # the cap may not shorten the list while candidates remain
             chosen = set(taken)
-            taken += [j for j in range(n) if j not in chosen][: k - len(taken)]
-        return np.asarray(taken, dtype=np.int64)
+            more = [j for j in range(n) if j not in chosen][: k - len(taken)]
+            relaxed = bool(more)
+            taken += more
+        return np.asarray(taken, dtype=np.int64), relaxed
 
     def similar_items(self, item: str, k: int = 10) -> Recommendations:
         """The ``k`` items most like ``item`` (a new item: like its stand-ins), in stock."""
+        k = _check_k(k)
         i = self.items.get(str(item))
         if i < 0:
             raise DataError("no such item in the index", column="item", value=item)
@@ -873,6 +960,17 @@ class ServingIndex:
         ids = self.items.ids
         return Recommendations([ids[int(j)] for j in picked], s[picked].tolist(),
                                [f"like {ids[i]}"] * len(picked))  # fmt: skip
+
+
+def _bought_arrays(interactions: Interactions) -> dict[str, np.ndarray]:
+    """Who bought what (for ``Rules(exclude="bought")``), when the events say it."""
+    B = interactions.bought_matrix()
+    if B is None:
+        return {}
+    return {
+        "bought_indptr": B.indptr.astype(np.int64),
+        "bought_indices": B.indices.astype(np.int32),
+    }
 
 
 def _segments(
@@ -902,5 +1000,6 @@ def _segments(
 
 
 def load_registered(folder: Path) -> ServingIndex:
-    """The registry's loader for ``mercato.serving`` models (``ModelRegistry.load``)."""
-    return ServingIndex.load(folder)
+    """The registry's loader for ``mercato.serving`` models (``ModelRegistry.load``): the
+    registry has checked every file against its manifest, so they are not hashed again."""
+    return ServingIndex.load(folder, verify=False)

@@ -210,3 +210,19 @@ def test_cold_users_are_measured_apart_with_popularity():
     hits = newcomers.groupby("user")["item"].apply(lambda s: len(set(s) & set(top)) > 0)
     assert cold["hit_rate@10"] == pytest.approx(hits.mean(), abs=0.03)
     assert any("measured apart" in n for n in res.notes)
+
+
+def test_bpr_staged_is_the_one_shot_fit_and_the_budget_holds():
+    from mercato.recommend.models import make_model
+
+    inter = from_frame(ratings(120, 60), user="user", item="item")
+    X = inter.matrix()
+    one = make_model("bpr", factors=8, learning_rate=0.05, iterations=25).fit(X)
+    staged = make_model("bpr", factors=8, learning_rate=0.05)
+    done = list(staged.fit_stages(X, 10, 25))
+    assert done == [10, 20, 25]
+    assert np.array_equal(one.item_factors, staged.item_factors)
+    res = evaluate(from_frame(ratings(), user="user", item="item"), models=["bpr"],
+                   time_budget=0)  # fmt: skip
+    trials = res.trials
+    assert len(trials) == 1 and res.chosen["bpr"]["iterations"] == 10  # one stage, then out

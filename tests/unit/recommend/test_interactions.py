@@ -205,6 +205,13 @@ def test_build_registers_the_index_with_segments(shop, capsys):
     assert got[0]["reason"] in (f"popular in your segment ({seg})", "popular now")
     code = main(["recommend", "user", "a-visitor", "-w", w, "--diversity", "2"])
     assert code == 1 and "diversity" in capsys.readouterr().err
+    # leave out only what was bought: the workspace index knows purchases from views
+    assert index.bought is not None and index.bought.nnz < index.user_items.nnz
+    code = main(["recommend", "user", trained, "-w", w, "--model", "itemknn", "--exclude",
+                 "bought", "--json"])  # fmt: skip
+    assert code == 0 and len(json.loads(capsys.readouterr().out)["items"]) == 10
+    code = main(["recommend", "user", trained, "-w", w, "--model", "itemknn", "--exclude", "x"])
+    assert code == 1 and "exclude" in capsys.readouterr().err
 
 
 def test_build_from_a_file_with_a_segment_column(tmp_path, capsys):
