@@ -334,6 +334,9 @@ def from_warehouse(
         )
     frame = pd.concat([p for p in parts if not p.empty], ignore_index=True)
     frame["ts"] = pd.to_datetime(frame["ts"])
+    # the engine returns rows in no set order (parallel scans): one canonical order, so that
+    # the same data and seed give the same split and the same models
+    frame = frame.sort_values(["user", "ts", "item", "weight"], kind="stable", ignore_index=True)
     if half_life_days is not None:
         end = cutoff if cutoff is not None else frame["ts"].max()
         age = (end - frame["ts"]).dt.total_seconds() / 86400.0

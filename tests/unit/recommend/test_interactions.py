@@ -228,3 +228,15 @@ def test_build_from_a_file_with_a_segment_column(tmp_path, capsys):
     code = main(["recommend", "build", "--from", str(f), "--user", "user", "--item", "item",
                  "--segment-by", "nope", "--out", str(tmp_path / "idx2")])  # fmt: skip
     assert code == 1 and "no column 'nope'" in capsys.readouterr().err
+
+
+def test_the_workspace_gives_the_same_split_every_time(shop):
+    from mercato.recommend.evaluate import split
+
+    ws, _ = shop
+    tests = []
+    for _ in range(3):
+        with ws.warehouse() as wh:
+            inter = from_warehouse(wh)
+        tests.append(split(inter, "stratified", seed=42)[1].frame[["user", "item"]])
+    assert tests[0].equals(tests[1]) and tests[0].equals(tests[2])
