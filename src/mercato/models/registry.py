@@ -390,9 +390,7 @@ class ModelRegistry:
     def _load_folder(self, mv: ModelVersion) -> Any:
         """A folder model: every file checked against the manifest, then its loader."""
         files = mv.manifest.get("files") or {}
-        if f"{ARTIFACT}/index.json" not in files and not any(
-            f.startswith(f"{ARTIFACT}/") for f in files
-        ):
+        if not any(f.startswith(f"{ARTIFACT}/") for f in files):
             raise DataError(f"model {mv.name!r} v{mv.version}: its manifest lists no files",
                             file=str(mv.path))  # fmt: skip
         for rel, digest in files.items():

@@ -448,7 +448,7 @@ class ServingIndex:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
         try:
-            meta = cls._write(model, interactions, X, out, name, segments, segment_by)
+            cls._write(model, interactions, X, out, name, segments, segment_by)
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)
             raise
@@ -457,7 +457,6 @@ class ServingIndex:
             os.replace(final, old)
         os.replace(out, final)
         shutil.rmtree(old, ignore_errors=True)
-        del meta
         return cls.load(final, verify=False)
 
     @staticmethod
@@ -469,7 +468,7 @@ class ServingIndex:
         name: str,
         segments: Any,
         segment_by: str,
-    ) -> dict[str, Any]:
+    ) -> None:
         state_meta, arrays = model.to_state()
         B = X.copy()
         B.data[:] = 1
@@ -532,7 +531,6 @@ class ServingIndex:
             "arrays": hashes,
         }
         (out / "index.json").write_text(json.dumps(meta))
-        return meta
 
     @classmethod
     def load(cls, folder: str | Path, *, verify: bool = True) -> ServingIndex:
@@ -722,11 +720,13 @@ class ServingIndex:
         self, items: list[int], scores: list[float], why: list[int], seg: int
     ) -> Recommendations:
         """Item indices, scores and supporting items -> the answer (lists reused in place)."""
-        ids = self.items.ids
+        ids, because = self.items.ids, self._because
+        # also the request path (_plain): the reasons looked up inline, not through a call
         top_seg = self._segment_top[seg] if seg >= 0 and self._segment_top else None
         mask = 0
         for j, i in enumerate(items):
-            why[j] = self._reason_text(i, why[j])  # type: ignore[call-overload]
+            w = why[j]
+            why[j] = because[w] if w >= 0 else self._reason_text(i, w)  # type: ignore[call-overload]
             if top_seg is not None and i in top_seg:
                 mask |= 1 << j
             items[j] = ids[i]  # type: ignore[call-overload]
@@ -767,17 +767,7 @@ class ServingIndex:
             why = [why[j] for j in picked]
         else:
             del items[k:], scores[k:], why[k:]
-        ids, because = self.items.ids, self._because
-        top_seg = self._segment_top[seg] if seg >= 0 and self._segment_top else None
-        mask = 0
-        for j, i in enumerate(items):
-            w = why[j]
-            why[j] = because[w] if w >= 0 else self._reason_text(i, w)
-            if top_seg is not None and i in top_seg:
-                mask |= 1 << j
-            items[j] = ids[i]
-        also = f"popular in your segment ({self.segments[seg]})" if mask else ""
-        return Recommendations(items, scores, why, also, mask)  # type: ignore[arg-type]
+        return self._result(items, scores, why, seg)
 
     def _precomputed(self, row: int, k: int, r: Rules, seg: int) -> Recommendations | None:
         """The stored list of a known customer, filtered by the rules; None when the rules
