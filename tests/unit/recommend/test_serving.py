@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from mercato.errors import DataError, MercatoError
 from mercato.recommend.interactions import from_frame
 from mercato.recommend.models import make_model
-from mercato.recommend.serving import Rules, ServingIndex
+from mercato.recommend.serving import FAST_K, FORMAT, Rules, ServingIndex
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +251,7 @@ def test_registry_keeps_folder_models(inter, tmp_path):
     reg = ModelRegistry(tmp_path / "models")
     with pytest.raises(DataError, match="no such folder"):
         reg.save_folder(tmp_path / "nowhere", name="r", kind="recommender",
-                        fmt="mercato.serving/1")  # fmt: skip
+                        fmt=FORMAT)  # fmt: skip
     model = make_model("ease", l2=20.0).fit(inter.matrix())
     ServingIndex.build(model, inter, tmp_path / "idx")
     with pytest.raises(DataError, match="cannot load models of format"):
@@ -258,7 +259,7 @@ def test_registry_keeps_folder_models(inter, tmp_path):
     assert not (tmp_path / "models" / "r").exists() or not list(
         (tmp_path / "models" / "r").glob("v*")
     )
-    mv = reg.save_folder(tmp_path / "idx", name="r", kind="recommender", fmt="mercato.serving/1",
+    mv = reg.save_folder(tmp_path / "idx", name="r", kind="recommender", fmt=FORMAT,
                          customers=inter.users.to_list())  # fmt: skip
     files = mv.manifest["files"]
     assert "artifact/index.json" in files and "customers.npy" in files
@@ -418,5 +419,44 @@ def test_registry_leaves_the_serving_files_mode_alone(inter, tmp_path):
     target = tmp_path / "idx" / "index.json"
     target.chmod(0o644)
     reg = ModelRegistry(tmp_path / "models")
-    reg.save_folder(tmp_path / "idx", name="r", kind="recommender", fmt="mercato.serving/1")
+    reg.save_folder(tmp_path / "idx", name="r", kind="recommender", fmt=FORMAT)
     assert target.stat().st_mode & 0o777 == 0o644 and target.stat().st_nlink == 2
+
+
+def test_the_request_path_answers_like_full_scoring(inter, tmp_path):
+    """Known customers under the default rules are answered straight off the stored lists
+    (in stock only, segment marks worked out at load); full scoring gives the same items,
+    reasons and scores for every k, with and without a segment in the request."""
+    model = make_model("ease", l2=20.0).fit(inter.matrix())
+    segments = {u: f"g{int(u[1:]) % 4}" for u in inter.users.ids if u != "u7"}
+    index = ServingIndex.build(model, inter, tmp_path / "idx", segments=segments)
+    stock = dict(zip(inter.item_info.product_id, inter.item_info.in_stock, strict=True))
+    stored = index.top_items[index.top_items >= 0]
+    assert len(stored) and all(stock[index.items.ids[i]] for i in stored)
+    full = ServingIndex.load(tmp_path / "idx")
+    full.top_items = None
+    marked = 0
+    for u in inter.users.ids[:40]:
+        for k in (1, 10, FAST_K, FAST_K + 7):
+            for seg in (None, "g2"):
+                a = index.recommend(u, k=k, segment=seg)
+                b = full.recommend(u, k=k, segment=seg)
+                assert [(x.item, x.reasons) for x in a] == [(x.item, x.reasons) for x in b]
+                assert a.scores == pytest.approx(b.scores)
+                marked += a.also_mask != 0
+    assert marked  # the segment marks were exercised
+    # u7 has no stored segment: the request's segment decides its marks
+    assert index.recommend("u7", k=10, segment="g2") == full.recommend("u7", k=10, segment="g2")
+    # out-of-stock items come back only when asked for, from full scoring
+    everything = index.recommend("u1", k=40, rules=Rules(in_stock_only=False))
+    assert any(not stock[r.item] for r in everything)
+    assert everything == full.recommend("u1", k=40, rules=Rules(in_stock_only=False))
+
+
+def test_an_index_of_another_format_asks_for_a_rebuild(inter, tmp_path):
+    ServingIndex.build(make_model("popularity").fit(inter.matrix()), inter, tmp_path / "idx")
+    meta = json.loads((tmp_path / "idx" / "index.json").read_text())
+    meta["format"] = "mercato.serving/1"
+    (tmp_path / "idx" / "index.json").write_text(json.dumps(meta))
+    with pytest.raises(MercatoError, match="rebuild it"):
+        ServingIndex.load(tmp_path / "idx")
