@@ -768,7 +768,8 @@ class ServingIndex:
     ) -> Recommendations:
         """Item indices, scores and supporting items -> the answer (lists reused in place)."""
         ids, because = self.items.ids, self._because
-        # also the request path (_plain): the reasons looked up inline, not through a call
+        # the reasons looked up inline, not through a call (the default-rule request path in
+        # recommend() does the same for the stored list)
         top_seg = self._segment_top[seg] if seg >= 0 and self._segment_top else None
         mask = 0
         for j, i in enumerate(items):
