@@ -104,6 +104,10 @@ def _precompute(
         s[seen_rows, Xr.indices] = -np.inf
         s[:, ~stock] = -np.inf
         ids, vals = top_k(s, width)
+        # a customer without interactions has nothing personal to store (scores all alike):
+        # answered as a cold start, from what is popular in their segment
+        empty = np.diff(Xr.indptr) == 0
+        ids[empty], vals[empty] = -1, -np.inf
         items[rows] = ids
         scores[rows] = vals
     return items, scores

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mercato.errors import DataError, MercatoError
-from mercato.recommend.interactions import from_frame
+from mercato.recommend.interactions import IdMap, Interactions, from_frame
 from mercato.recommend.models import make_model
 from mercato.recommend.serving import FAST_K, FORMAT, Rules, ServingIndex
 
@@ -224,6 +224,7 @@ def test_diversity_spreads_the_list(inter, tmp_path):
         params = {"als": {"factors": 8, "iterations": 10}}.get(kind, {"l2": 20.0})
         model = make_model(kind, **params).fit(inter.matrix())
         index = ServingIndex.build(model, inter, tmp_path / kind)
+
         def spread(recs, index=index):
             idx = [index.items.get(r.item) for r in recs]
             S = index.item_vectors[idx] @ index.item_vectors[idx].T
@@ -460,3 +461,20 @@ def test_an_index_of_another_format_asks_for_a_rebuild(inter, tmp_path):
     (tmp_path / "idx" / "index.json").write_text(json.dumps(meta))
     with pytest.raises(MercatoError, match="rebuild it"):
         ServingIndex.load(tmp_path / "idx")
+
+
+def test_a_known_customer_without_interactions_is_a_cold_start(inter, tmp_path):
+    """A customer in the id map with no interactions (all of theirs held out, say) gets the
+    popular list of their segment, on the request path and in full scoring alike."""
+    users = IdMap.from_list(inter.users.to_list() + ["u-empty"])
+    empty = Interactions.build(inter.frame, users=users, items=inter.items,
+                               item_info=inter.item_info)  # fmt: skip
+    model = make_model("als", factors=8, iterations=5).fit(empty.matrix())
+    segments = dict.fromkeys(users.ids, "g1")
+    index = ServingIndex.build(model, empty, tmp_path / "idx", segments=segments)
+    got = index.recommend("u-empty", k=5)
+    assert [r.reason for r in got] == ["popular in your segment (g1)"] * 5
+    assert got == index.recommend("a-visitor", k=5, segment="g1")
+    full = ServingIndex.load(tmp_path / "idx")
+    full.top_items = None
+    assert full.recommend("u-empty", k=5) == got
