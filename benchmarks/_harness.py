@@ -38,7 +38,11 @@ _SPEC_RUNS = itertools.count()
 
 
 def run_spec(
-    script: str, python: str, which: str, spec: dict[str, Any], tmp: Path,
+    script: str,
+    python: str,
+    which: str,
+    spec: dict[str, Any],
+    tmp: Path,
     timeout: float | None = None,
 ) -> dict[str, Any]:
     """Run ``script --child which --spec JSON --result FILE`` with ``python`` (a peer's

@@ -398,8 +398,6 @@ CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-
-
 def run(
     python: str, which: str, spec: dict[str, Any], tmp: Path, timeout: float | None = None
 ) -> dict[str, Any]:

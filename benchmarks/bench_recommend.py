@@ -121,6 +121,7 @@ def latency(X: sp.csr_matrix, requests: int, rounds: int, seed: int) -> dict[str
                 theirs.append(time.perf_counter() - t)
                 same += [int(r) for r in mine.items] == [int(i) for i in ids]
             rows.append((pct(ours), pct(theirs)))
+
     # each round's percentiles; the median round stands (a burst of machine noise in one
     # round, which these 2-core shared machines have, does not decide the result)
     def med(side: int, key: str) -> float:
@@ -136,10 +137,14 @@ def latency(X: sp.csr_matrix, requests: int, rounds: int, seed: int) -> dict[str
         "p50_speedup": round(b["p50_ms"] / a["p50_ms"], 1),
         "p99_speedup": round(b["p99_ms"] / a["p99_ms"], 1),
         "per_round": [
-            {"mercato_p50_ms": x["p50_ms"], "mercato_p99_ms": x["p99_ms"],
-             "implicit_p50_ms": y["p50_ms"], "implicit_p99_ms": y["p99_ms"],
-             "p50_speedup": round(y["p50_ms"] / x["p50_ms"], 1),
-             "p99_speedup": round(y["p99_ms"] / x["p99_ms"], 1)}
+            {
+                "mercato_p50_ms": x["p50_ms"],
+                "mercato_p99_ms": x["p99_ms"],
+                "implicit_p50_ms": y["p50_ms"],
+                "implicit_p99_ms": y["p99_ms"],
+                "p50_speedup": round(y["p50_ms"] / x["p50_ms"], 1),
+                "p99_speedup": round(y["p99_ms"] / x["p99_ms"], 1),
+            }
             for x, y in rows
         ],  # fmt: skip
         "same_top10_share": round(same / (requests * rounds), 4),

@@ -91,9 +91,7 @@ def build(
     }
     if registry is not None:
         times = inter.frame["ts"]
-        window = (
-            {"start": str(times.min()), "end": str(times.max())} if times.notna().any() else {}
-        )
+        window = {"start": str(times.min()), "end": str(times.max())} if times.notna().any() else {}
         metrics = {k: v for k, v in held_out.items()
                    if isinstance(v, float) and math.isfinite(v)}  # fmt: skip
         mv = registry.save_folder(
